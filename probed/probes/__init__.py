@@ -1,0 +1,101 @@
+"""The probe interface and the registry of probe types.
+
+A probe makes one attempt and returns a ProbeResult: no loops, no sleeps, no metrics. Time
+belongs to the scheduler (which also enforces the timeout by cancelling `probe()`), recording
+to the ring. Each type lives in its own module, `probed/probes/<type>.py`, which exposes
+`KIND: ProbeKind`. Modules are imported lazily so a config without AWS probes never pays for
+importing botocore.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from probed.config import ProbeSpec
+    from probed.result import ProbeResult
+
+
+class Probe(Protocol):
+    """One configured probe. Created by its kind's factory, closed by the daemon."""
+
+    async def probe(self) -> ProbeResult:
+        """Make one attempt against the configured target. Target failures are results."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release long-lived resources (sessions, clients)."""
+        ...
+
+
+@dataclass(frozen=True)
+class MetricAlias:
+    """Exports `ProbeResult.values[value]` under a dedicated (blackbox-compatible) metric name."""
+
+    metric: str
+    help: str
+    kind: str = "gauge"
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    name: str
+    config_cls: type
+    """Frozen dataclass for the type's own section (`http:`, `tcp:` ...)."""
+    factory: Callable[[ProbeSpec, ProbeContext], Probe]
+    validate_target: Callable[[str, Any], None] | None = None
+    """Raises ValueError with a message when the target is malformed for this type."""
+    derive_target: Callable[[Any], str] | None = None
+    """For types where `target:` may be omitted (aws: `ecs:cluster/service`)."""
+    default_interval: float | None = None
+    default_timeout: float | None = None
+    aliases: Mapping[str, MetricAlias] = field(default_factory=dict)
+    """value name -> dedicated metric; every value is also exported as probed_probe_value."""
+    shared: Callable[[], Any] | None = None
+    describe: Callable[[ProbeResult], list[str]] | None = None
+    """Extra human-readable lines for `probed once` (the TLS chain, DNS answers with TTLs)."""
+    """Creates state shared by all probes of this kind (e.g. an AWS client pool), see ProbeContext."""
+
+
+@dataclass
+class ProbeContext:
+    """What the daemon hands every probe factory: config-wide facts and shared resources."""
+
+    secrets: frozenset[str] = frozenset()
+    shared: dict[str, Any] = field(default_factory=dict)
+    """Kind name -> the object its `shared()` made; closed by the daemon on shutdown/reload."""
+
+
+# Order is the order in docs and error messages.
+_MODULES: Mapping[str, str] = {
+    "http": "probed.probes.http",
+    "tcp": "probed.probes.tcp",
+    "tls": "probed.probes.tls",
+    "dns": "probed.probes.dns",
+    "postgres": "probed.probes.postgres",
+    "mysql": "probed.probes.mysql",
+    "redis": "probed.probes.redis",
+    "aws": "probed.probes.aws",
+}
+
+
+def _available() -> tuple[str, ...]:
+    import importlib.util
+
+    return tuple(name for name, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None)
+
+
+KIND_NAMES: tuple[str, ...] = _available()
+_cache: dict[str, ProbeKind] = {}
+
+
+def get_kind(name: str) -> ProbeKind:
+    kind = _cache.get(name)
+    if kind is None:
+        kind = importlib.import_module(_MODULES[name]).KIND
+        assert isinstance(kind, ProbeKind) and kind.name == name
+        _cache[name] = kind
+    return kind
