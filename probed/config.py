@@ -135,9 +135,11 @@ class _Invalid(Exception):
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-RESERVED_LABELS = frozenset(
-    {"probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "job", "instance"}
-)
+# Labels probed's own series use, plus Prometheus's target labels (which it would rename).
+RESERVED_LABELS = frozenset({
+    "probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "cause",
+    "code", "job", "instance",
+})
 MIN_INTERVAL_S = 0.1
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_TIMEOUT_S = 5.0
@@ -240,9 +242,9 @@ class _Loader:
         except yaml.YAMLError as exc:
             raise ConfigError([ConfigIssue(self.filename, 0, 0, "", f"YAML: {exc}")]) from None
         if root is None:
-            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "the file is empty: expected a mapping with `probes:`")])
+            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "the file is empty: expected `probes:`")])
         if not isinstance(root, yaml.MappingNode):
-            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "expected a mapping with `probes:` at the top level")])
+            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "expected a mapping with `probes:` at the top")])
 
         top = self._mapping_items(root, "", allowed=_TOP_KEYS)
         labels = self._labels(top.get("labels"), "labels")
@@ -299,7 +301,8 @@ class _Loader:
         kind = get_kind(type_name)
         for other in kind_names:
             if other != type_name and other in own:
-                self.issue(own[other], f"{path}.{other}", f"a `{other}:` section does not belong to a probe of type {type_name}")
+                self.issue(own[other], f"{path}.{other}",
+                           f"a `{other}:` section does not belong to a probe of type {type_name}")
         merged = _merge(defaults, node) if defaults is not None else node
         items = self._mapping_items(merged, path, allowed=None)
 
@@ -347,7 +350,8 @@ class _Loader:
                        f"timeout {_fmt_s(timeout)} exceeds interval {_fmt_s(interval)}")
         latency_threshold = None
         if "latency_threshold" in items:
-            latency_threshold = self._convert_or(items["latency_threshold"], Duration, f"{path}.latency_threshold", None)
+            latency_threshold = self._convert_or(items["latency_threshold"], Duration,
+                                                 f"{path}.latency_threshold", None)
         labels = self._labels(items.get("labels"), f"{path}.labels")
 
         if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str):

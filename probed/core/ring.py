@@ -1,0 +1,227 @@
+"""The ring-buffer core: everything probed remembers about a probe, preallocated, O(1) to record.
+
+One `ProbeRing` per probe holds three views, all allocated up front and never resized:
+
+* **raw samples** (wall timestamp, latency, reason code) in a circular buffer sized to cover the
+  longest percentile window at the probe's interval: exact p50/p90/p95/p99 over 1m/5m/1h;
+* **time-bucketed counters** (attempts, failures, fast = succeeded within the latency threshold)
+  at two resolutions: one slot per minute for 6 hours and one per hour for 31 days. That is what
+  an SLO engine needs for rolling 30-day budgets and burn rates over 5m ... 3d;
+* **cumulative counters** for Prometheus: success/failure totals, a classic latency histogram.
+
+Why `array.array` and not NumPy for storage: a Python-level store into an array('d') costs about
+a third of a store into a NumPy array (no scalar boxing through NumPy's setitem), and the record
+path is the one hot path the core has. Readers get zero-copy NumPy views with `np.frombuffer`.
+
+Concurrency: exactly one writer (the event loop) calls `record()`. Readers never lock and never
+block it. The writer fills a raw slot first and publishes it by incrementing `written` last; a
+reader snapshots `written`, copies, re-reads `written` and drops any slot the writer may have
+lapped meanwhile (a seqlock without the lock). Under the GIL each element store is atomic, so a
+reader running in another thread sees whole values. Bucket counters are read as a best-effort
+snapshot: an increment racing a read lands in the next read, which Prometheus tolerates.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MINUTE_SLOTS = 6 * 60  # 6 hours at one-minute resolution: burn-rate windows 5m, 30m, 1h, 6h
+HOUR_SLOTS = 31 * 24  # 31 days at one-hour resolution: 1d, 3d and the 30-day budget window
+MAX_RAW_WINDOW_S = 3600.0
+MIN_RAW_CAPACITY = 64
+MAX_RAW_CAPACITY = 4096
+
+# Log-spaced classic histogram buckets, 1 ms to 60 s. Common SLO thresholds (100/200/250/300/500 ms,
+# 1/2 s) are exact boundaries so `rate(..._bucket{le="0.3"})` works as an SLI in PromQL.
+DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)
+
+QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
+
+
+def raw_capacity_for(interval_s: float, window_s: float = MAX_RAW_WINDOW_S) -> int:
+    """Slots needed to keep every sample of the longest window, clamped to the memory budget."""
+    need = math.ceil(window_s / max(interval_s, 1e-3)) + 1
+    return max(MIN_RAW_CAPACITY, min(MAX_RAW_CAPACITY, need))
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounts:
+    attempts: int
+    failures: int
+    fast: int
+    """Attempts that succeeded within the latency threshold (the latency SLI's good events)."""
+
+    @property
+    def successes(self) -> int:
+        return self.attempts - self.failures
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """A consistent copy of raw samples, oldest first."""
+
+    timestamps: npt.NDArray[np.float64]
+    latencies: npt.NDArray[np.float64]
+    reasons: npt.NDArray[np.uint8]
+
+
+class _Buckets:
+    """A circular array of counters, one slot per time bucket, tagged with the bucket's number."""
+
+    __slots__ = ("attempts", "failures", "fast", "ids", "size", "width")
+
+    def __init__(self, size: int, width_s: int) -> None:
+        self.size, self.width = size, width_s
+        # uint16 counts suffice: at the 100 ms minimum interval an hour holds 36,000 attempts.
+        self.ids = array("i", [-1]) * size
+        self.attempts = array("H", [0]) * size
+        self.failures = array("H", [0]) * size
+        self.fast = array("H", [0]) * size
+
+    def add(self, ts: float, failed: bool, fast: bool) -> None:
+        bucket = int(ts) // self.width
+        slot = bucket % self.size
+        if self.ids[slot] != bucket:
+            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
+            self.ids[slot] = bucket
+        try:
+            self.attempts[slot] += 1
+            if failed:
+                self.failures[slot] += 1
+            if fast:
+                self.fast[slot] += 1
+        except OverflowError:
+            # Only reachable with a clock stuck inside one bucket: saturate rather than fail a record.
+            pass
+
+    def window(self, now: float, window_s: float) -> WindowCounts:
+        """Sum of the buckets overlapping (now - window, now]; partial edge buckets count whole."""
+        current = int(now) // self.width
+        oldest = current - max(1, math.ceil(window_s / self.width)) + 1
+        ids = np.frombuffer(self.ids, dtype=np.int32)
+        mask = (ids >= oldest) & (ids <= current)
+        return WindowCounts(
+            int(np.frombuffer(self.attempts, dtype=np.uint16)[mask].sum()),
+            int(np.frombuffer(self.failures, dtype=np.uint16)[mask].sum()),
+            int(np.frombuffer(self.fast, dtype=np.uint16)[mask].sum()),
+        )
+
+    @property
+    def span_s(self) -> int:
+        return self.size * self.width
+
+
+class ProbeRing:
+    """Preallocated history of one probe. `record()` is O(1) and allocates nothing."""
+
+    __slots__ = (
+        "_hist_bounds", "_lat", "_reason", "_ts", "capacity", "failures_total", "hist_counts",
+        "hist_sum", "hours", "latency_threshold_s", "minutes", "successes_total", "written",
+    )
+
+    def __init__(self, capacity: int, latency_threshold_s: float,
+                 buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
+        self.capacity = capacity
+        self.latency_threshold_s = latency_threshold_s
+        self._ts = array("d", [0.0]) * capacity
+        self._lat = array("d", [0.0]) * capacity
+        self._reason = array("B", [0]) * capacity
+        self.written = 0
+        self.minutes = _Buckets(MINUTE_SLOTS, 60)
+        self.hours = _Buckets(HOUR_SLOTS, 3600)
+        self.successes_total = 0
+        self.failures_total = 0
+        self._hist_bounds = tuple(buckets)
+        self.hist_counts = array("Q", [0]) * (len(buckets) + 1)  # last slot: +Inf
+        self.hist_sum = 0.0
+
+    # ---- the writer
+    def record(self, ts: float, latency_s: float, reason_code: int) -> None:
+        """Record one attempt at wall time `ts`. reason_code 0 means success."""
+        slot = self.written % self.capacity
+        self._ts[slot] = ts
+        self._lat[slot] = latency_s
+        self._reason[slot] = reason_code
+        self.written += 1  # publish: readers only look below `written`
+        failed = reason_code != 0
+        fast = not failed and latency_s <= self.latency_threshold_s
+        self.minutes.add(ts, failed, fast)
+        self.hours.add(ts, failed, fast)
+        if failed:
+            self.failures_total += 1
+        else:
+            self.successes_total += 1
+        self.hist_counts[bisect_left(self._hist_bounds, latency_s)] += 1
+        self.hist_sum += latency_s
+
+    # ---- readers
+    @property
+    def buckets(self) -> tuple[float, ...]:
+        return self._hist_bounds
+
+    def samples(self) -> Samples:
+        """Copy of the raw samples currently held, oldest first, safe against a concurrent writer."""
+        before = self.written
+        count = min(before, self.capacity)
+        ts = self._ordered(self._ts, np.float64, before, count)
+        lat = self._ordered(self._lat, np.float64, before, count)
+        rs = self._ordered(self._reason, np.uint8, before, count)
+        lapped = self.written - before  # slots overwritten while we copied: drop the oldest ones
+        if lapped:
+            ts, lat, rs = ts[lapped:], lat[lapped:], rs[lapped:]
+        return Samples(ts, lat, rs)
+
+    def _ordered(self, buf: array[Any], dtype: type[np.generic], written: int, count: int) -> npt.NDArray[Any]:
+        view = np.frombuffer(buf, dtype=dtype)
+        end = written % self.capacity
+        if count < self.capacity or end == 0:
+            return view[end - count if count < self.capacity else 0:end or self.capacity].copy()
+        return np.concatenate((view[end:], view[:end]))
+
+    def window_counts(self, now: float, window_s: float) -> WindowCounts:
+        """Attempts, failures and fast successes over the window ending at `now` (wall seconds).
+
+        Windows up to 6 h use minute buckets, longer ones hour buckets (up to 31 days).
+        """
+        tier = self.minutes if window_s <= self.minutes.span_s - 60 else self.hours
+        return tier.window(now, window_s)
+
+    def percentiles(self, now: float, windows: Sequence[float],
+                    quantiles: Sequence[float] = QUANTILES) -> dict[float, list[float] | None]:
+        """Exact quantiles of latency over each window, over the samples kept (None: no samples).
+
+        Only successful attempts count: a refused connection fails in microseconds and would drag
+        the median down exactly when the service is down. Failures have their own counters.
+        Samples are in time order, so each window is a suffix found by binary search; one sort per
+        window and direct interpolation is several times cheaper than np.quantile's overhead.
+        """
+        s = self.samples()
+        out: dict[float, list[float] | None] = {}
+        for window in windows:
+            start = int(np.searchsorted(s.timestamps, now - window, side="right"))
+            lat = s.latencies[start:][s.reasons[start:] == 0]
+            out[window] = _quantiles_of(np.sort(lat), quantiles) if lat.size else None
+        return out
+
+
+def _quantiles_of(ordered: npt.NDArray[np.float64], quantiles: Sequence[float]) -> list[float]:
+    """Linear interpolation between closest ranks (NumPy's default method), on sorted data."""
+    data = ordered.tolist()
+    last = len(data) - 1
+    result = []
+    for q in quantiles:
+        pos = q * last
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        result.append(data[lo] + (data[hi] - data[lo]) * (pos - lo))
+    return result

@@ -1,0 +1,143 @@
+"""The HTTP face of the daemon: /metrics, health, reload, the JSON API and a status page."""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+from aiohttp import web
+
+from probed import __version__
+from probed.daemon import Daemon
+from probed.exposition import CONTENT_TYPE, DEFAULT_WINDOWS, refresh_percentiles, render
+from probed.redact import redact
+from probed.state import ProbeState
+
+DAEMON_KEY = web.AppKey("daemon", Daemon)
+SLI_WINDOWS = (("5m", 300.0), ("1h", 3600.0), ("1d", 86400.0), ("30d", 30 * 86400.0))
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    app = web.Application()
+    app[DAEMON_KEY] = daemon
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/-/healthy", healthy)
+    app.router.add_get("/-/ready", ready)
+    app.router.add_post("/-/reload", reload)
+    app.router.add_get("/api/v1/probes", probes)
+    app.router.add_get("/api/v1/probes/{name}", probe)
+    app.router.add_get("/", status_page)
+    return app
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = await render(request.app[DAEMON_KEY].view())
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def healthy(request: web.Request) -> web.Response:
+    return web.Response(text="probed is healthy\n")
+
+
+async def ready(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON_KEY]
+    if daemon.ready and daemon.scheduler is not None and daemon.scheduler.started:
+        return web.Response(text="probed is ready\n")
+    return web.Response(status=503, text="probed is not ready\n")
+
+
+async def reload(request: web.Request) -> web.Response:
+    outcome = await request.app[DAEMON_KEY].reload()
+    body = {"ok": outcome.ok, "errors": outcome.errors, "added": outcome.added, "removed": outcome.removed,
+            "changed": outcome.changed, "unchanged": outcome.unchanged}
+    return web.json_response(body, status=200 if outcome.ok else 400)
+
+
+async def probes(request: web.Request) -> web.Response:
+    daemon = request.app[DAEMON_KEY]
+    now = time.time()
+    return web.json_response({"probes": [probe_json(s, now) for s in daemon.states.values()]})
+
+
+async def probe(request: web.Request) -> web.Response:
+    state = request.app[DAEMON_KEY].states.get(request.match_info["name"])
+    if state is None:
+        return web.json_response({"error": "no such probe"}, status=404)
+    return web.json_response(probe_json(state, time.time()))
+
+
+def probe_json(state: ProbeState, now: float) -> dict[str, Any]:
+    spec, ring, last = state.spec, state.ring, state.last
+    if state.percentiles.written != ring.written:
+        refresh_percentiles(state, DEFAULT_WINDOWS, now)
+    percentiles = {
+        label: (None if (qs := state.percentiles.values.get(secs)) is None
+                else {"p50": qs[0], "p90": qs[1], "p95": qs[2], "p99": qs[3]})
+        for label, secs in DEFAULT_WINDOWS
+    }
+    windows = {}
+    for label, secs in SLI_WINDOWS:
+        c = ring.window_counts(now, secs)
+        windows[label] = {"attempts": c.attempts, "failures": c.failures, "fast": c.fast,
+                          "success_ratio": (c.successes / c.attempts) if c.attempts else None}
+    return {
+        "name": spec.name,
+        "type": spec.type,
+        "target": redact(spec.target, state.secrets),
+        "interval_seconds": spec.interval,
+        "timeout_seconds": spec.timeout,
+        "labels": dict(spec.labels),
+        "last": None if last is None else {
+            "success": last.success,
+            "reason": last.reason.value,
+            "duration_seconds": last.duration_s,
+            "phases": dict(last.phases),
+            "values": dict(last.values),
+            "detail": redact(last.detail, state.secrets),
+            "timestamp": state.last_ts,
+        },
+        "counts": {
+            "success": ring.successes_total,
+            "failure": ring.failures_total,
+            "by_reason": {r.value: n for r, n in state.failures_by_reason.items()},
+            "skipped": dict(state.skipped),
+        },
+        "percentiles": percentiles,
+        "windows": windows,
+    }
+
+
+async def status_page(request: web.Request) -> web.Response:
+    """A page a person can read: one row per probe, failing ones first."""
+    daemon = request.app[DAEMON_KEY]
+    now = time.time()
+    rows = []
+    ordered = sorted(daemon.states.values(), key=lambda s: (s.last is None or s.last.success, s.spec.name))
+    for state in ordered:
+        p = probe_json(state, now)
+        last = p["last"]
+        status = "pending" if last is None else ("ok" if last["success"] else last["reason"])
+        css = "pending" if last is None else ("ok" if last["success"] else "fail")
+        p5 = p["percentiles"]["5m"]
+        day = p["windows"]["1d"]["success_ratio"]
+        rows.append(
+            "<tr class='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                css, html.escape(p["name"]), html.escape(p["type"]), html.escape(p["target"]),
+                html.escape(status),
+                "" if last is None else f"{last['duration_seconds'] * 1000:.1f} ms",
+                "" if p5 is None else f"{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms",
+                "" if day is None else f"{day * 100:.3f}%",
+            ) + ("" if last is None or not last["detail"] else
+                 f"<tr class='detail'><td></td><td colspan='6'>{html.escape(last['detail'])}</td></tr>")
+        )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>probed</title>
+<meta http-equiv="refresh" content="5">
+<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{padding:4px 10px;text-align:left;border-bottom:1px solid #ddd}}tr.ok td:nth-child(4){{color:#080}}
+tr.fail td:nth-child(4){{color:#c00;font-weight:bold}}tr.detail td{{color:#666;font-size:12px}}</style></head>
+<body><h1>probed {__version__}</h1><p>{len(daemon.states)} probes &middot; <a href="/metrics">/metrics</a>
+&middot; <a href="/api/v1/probes">/api/v1/probes</a></p>
+<table><tr><th>probe</th><th>type</th><th>target</th><th>status</th><th>last</th><th>p50 / p99 (5m)</th>
+<th>success (1d)</th></tr>{''.join(rows)}</table></body></html>"""
+    return web.Response(text=page, content_type="text/html")
