@@ -189,17 +189,14 @@ class Scheduler:
             await clock.sleep_until(deadline)
             next_deadline = deadline + interval
             semaphore = self._semaphore
-            if semaphore.locked():
-                try:
-                    async with asyncio.timeout(max(0.0, next_deadline - clock.now())):
-                        await semaphore.acquire()
-                except TimeoutError:
-                    state.skipped["concurrency_limit"] += 1
-                    stats.skipped["concurrency_limit"] += 1
-                    deadline = next_deadline
-                    continue
-            else:
-                await semaphore.acquire()
+            if not semaphore.locked():
+                await semaphore.acquire()  # the fast path: no extra tasks or timers
+            elif not await self._acquire_before(semaphore, next_deadline):
+                # Every slot stayed busy until this probe's next run was due: skip, don't queue.
+                state.skipped["concurrency_limit"] += 1
+                stats.skipped["concurrency_limit"] += 1
+                deadline = next_deadline
+                continue
             stats.observe_lateness(clock.now() - deadline)
             stats.in_flight += 1
             self._busy.add(task)  # shutdown() grants these a grace period
@@ -220,6 +217,18 @@ class Scheduler:
                 deadline += missed * interval
                 state.skipped["overrun"] += missed
                 stats.skipped["overrun"] += missed
+
+    async def _acquire_before(self, semaphore: asyncio.Semaphore, deadline: float) -> bool:
+        """Wait for a slot until `deadline` (on the scheduler's clock); True if one was acquired."""
+        acquire = asyncio.ensure_future(semaphore.acquire())
+        timer = asyncio.ensure_future(self.clock.sleep_until(deadline))
+        try:
+            await asyncio.wait((acquire, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not acquire.done():
+                acquire.cancel()
+        return acquire.done() and not acquire.cancelled()
 
     async def _watch_lag(self, every_s: float) -> None:
         loop = asyncio.get_running_loop()

@@ -76,24 +76,30 @@ class Samples:
 
 
 class _Buckets:
-    """A circular array of counters, one slot per time bucket, tagged with the bucket's number."""
+    """A circular array of counters, one slot per time bucket.
 
-    __slots__ = ("attempts", "failures", "fast", "ids", "size", "width")
+    The writer tracks the newest bucket it has written (`last`); moving into a new bucket clears
+    the slots skipped since, so a slot always holds exactly one bucket and no per-slot tag is
+    needed: the valid buckets are the `size` ones ending at `last`.
+    """
+
+    __slots__ = ("attempts", "failures", "fast", "last", "size", "width")
 
     def __init__(self, size: int, width_s: int) -> None:
         self.size, self.width = size, width_s
+        self.last = -(2**62)
         # uint16 counts suffice: at the 100 ms minimum interval an hour holds 36,000 attempts.
-        self.ids = array("i", [-1]) * size
         self.attempts = array("H", [0]) * size
         self.failures = array("H", [0]) * size
         self.fast = array("H", [0]) * size
 
     def add(self, ts: float, failed: bool, fast: bool) -> None:
         bucket = int(ts) // self.width
+        if bucket > self.last:
+            self._advance(bucket)
+        elif bucket <= self.last - self.size:
+            return  # older than anything kept (the wall clock jumped back): nowhere to count it
         slot = bucket % self.size
-        if self.ids[slot] != bucket:
-            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
-            self.ids[slot] = bucket
         try:
             self.attempts[slot] += 1
             if failed:
@@ -104,16 +110,30 @@ class _Buckets:
             # Only reachable with a clock stuck inside one bucket: saturate rather than fail a record.
             pass
 
+    def _advance(self, bucket: int) -> None:
+        if bucket == self.last + 1:  # the usual step: one new bucket
+            slot = bucket % self.size
+            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
+            self.last = bucket
+            return
+        for b in range(max(self.last + 1, bucket - self.size + 1), bucket + 1):
+            slot = b % self.size
+            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
+        self.last = bucket
+
     def window(self, now: float, window_s: float) -> WindowCounts:
         """Sum of the buckets overlapping (now - window, now]; partial edge buckets count whole."""
         current = int(now) // self.width
         oldest = current - max(1, math.ceil(window_s / self.width)) + 1
-        ids = np.frombuffer(self.ids, dtype=np.int32)
-        mask = (ids >= oldest) & (ids <= current)
+        last = self.last
+        lo, hi = max(oldest, last - self.size + 1), min(current, last)
+        if hi < lo:
+            return WindowCounts(0, 0, 0)
+        idx = np.arange(lo, hi + 1) % self.size
         return WindowCounts(
-            int(np.frombuffer(self.attempts, dtype=np.uint16)[mask].sum()),
-            int(np.frombuffer(self.failures, dtype=np.uint16)[mask].sum()),
-            int(np.frombuffer(self.fast, dtype=np.uint16)[mask].sum()),
+            int(np.frombuffer(self.attempts, dtype=np.uint16)[idx].sum()),
+            int(np.frombuffer(self.failures, dtype=np.uint16)[idx].sum()),
+            int(np.frombuffer(self.fast, dtype=np.uint16)[idx].sum()),
         )
 
     @property
@@ -176,16 +196,18 @@ class ProbeRing:
         ts = self._ordered(self._ts, np.float64, before, count)
         lat = self._ordered(self._lat, np.float64, before, count)
         rs = self._ordered(self._reason, np.uint8, before, count)
-        lapped = self.written - before  # slots overwritten while we copied: drop the oldest ones
-        if lapped:
-            ts, lat, rs = ts[lapped:], lat[lapped:], rs[lapped:]
+        # Drop what the writer may have overwritten while we copied: every slot it published since,
+        # plus, when the ring is full, the oldest slot, which it may be writing right now unpublished.
+        drop = self.written - before + (1 if count == self.capacity else 0)
+        if drop:
+            ts, lat, rs = ts[drop:], lat[drop:], rs[drop:]
         return Samples(ts, lat, rs)
 
     def _ordered(self, buf: array[Any], dtype: type[np.generic], written: int, count: int) -> npt.NDArray[Any]:
         view = np.frombuffer(buf, dtype=dtype)
-        end = written % self.capacity
-        if count < self.capacity or end == 0:
-            return view[end - count if count < self.capacity else 0:end or self.capacity].copy()
+        if count < self.capacity:  # not wrapped yet: slots 0 .. count-1
+            return view[:count].copy()
+        end = written % self.capacity  # wrapped: the oldest slot is the next one to be written
         return np.concatenate((view[end:], view[:end]))
 
     def window_counts(self, now: float, window_s: float) -> WindowCounts:

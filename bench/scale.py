@@ -1,0 +1,135 @@
+"""10,000 configured probes: start-up time, memory, /metrics render cost, lateness while scraped.
+
+    python -m bench.scale [--probes 10000] [--seconds 30]
+
+Mixed intervals (10 s, 15 s, 30 s, 60 s) of HTTP and TCP probes against a local nginx (or
+aiohttp) on the other core. The daemon runs as in production, with its HTTP server; a scrape of
+/metrics over loopback runs every second while probes run, and lateness is measured meanwhile.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bench.targets import free_port, http_target, pin_to_first_core
+from probed.config import load_config
+from probed.daemon import Daemon
+from probed.exposition import render
+from probed.web import make_app
+
+INTERVALS = ("10s", "15s", "30s", "60s")
+
+
+def make_config(url: str, probes: int) -> str:
+    hostport = url.split("/")[2]
+    lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", "probes:"]
+    for i in range(probes):
+        interval = INTERVALS[i % len(INTERVALS)]
+        if i % 4 == 3:
+            lines.append(f"  - {{name: tcp-{i}, type: tcp, target: '{hostport}', interval: {interval}, timeout: 2s}}")
+        else:
+            lines.append(f"  - {{name: http-{i}, type: http, target: '{url}?n={i}', interval: {interval}, "
+                         "timeout: 2s, labels: {team: bench}}")
+    return "\n".join(lines) + "\n"
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def run(url: str, probes: int, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "scale.yaml"
+        path.write_text(make_config(url, probes))
+        rss_before = rss_mib()
+        t0 = time.perf_counter()
+        config = await asyncio.to_thread(load_config, path)
+        t_parse = time.perf_counter() - t0
+        daemon = Daemon(str(path))
+        await daemon.start(config)
+        startup = time.perf_counter() - t0
+        port = free_port()
+        runner = web.AppRunner(make_app(daemon), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            # Let every probe run at least once (the longest interval) before measuring.
+            await asyncio.sleep(min(61.0, seconds))
+            assert daemon.scheduler is not None
+            stats = daemon.scheduler.stats
+            runs0 = stats.runs_total
+            render_cpu: list[float] = []
+            scrape_wall: list[float] = []
+            sizes: list[int] = []
+            async with aiohttp.ClientSession() as session:
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    c0 = time.process_time()
+                    body = await render(daemon.view())
+                    render_cpu.append(time.process_time() - c0)
+                    w0 = time.perf_counter()
+                    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                        sizes.append(len(await resp.read()))
+                    scrape_wall.append(time.perf_counter() - w0)
+                    del body
+                    await asyncio.sleep(1.0)
+            runs = stats.runs_total - runs0
+            lines = sizes[-1] and (await render(daemon.view())).count(b"\n")
+            return {
+                "probes": probes,
+                "startup_seconds": round(startup, 3),
+                "config_parse_seconds": round(t_parse, 3),
+                "rss_mib": round(rss_mib(), 1),
+                "rss_growth_mib": round(rss_mib() - rss_before, 1),
+                "metrics_lines": lines,
+                "metrics_bytes": sizes[-1],
+                "render_cpu_ms_median": round(sorted(render_cpu)[len(render_cpu) // 2] * 1000, 1),
+                "render_cpu_ms_max": round(max(render_cpu) * 1000, 1),
+                "scrape_wall_ms_median": round(sorted(scrape_wall)[len(scrape_wall) // 2] * 1000, 1),
+                "runs_while_scraping": runs,
+                "lateness_p50_ms": round(stats.lateness_quantile(0.5) * 1000, 3),
+                "lateness_p99_ms": round(stats.lateness_quantile(0.99) * 1000, 3),
+                "loop_lag_max_ms": round(stats.loop_lag_max_s * 1000, 2),
+                "failures": sum(s.ring.failures_total for s in daemon.states.values()),
+                "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            }
+        finally:
+            await runner.cleanup()
+            await daemon.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--probes", type=int, default=10_000)
+    p.add_argument("--seconds", type=float, default=30.0, help="scraping period after warm-up (max 300)")
+    args = p.parse_args(argv)
+    if not 0 < args.seconds <= 300:
+        p.error("--seconds must be in (0, 300]")
+    import uvloop
+
+    pin_to_first_core()
+    with http_target() as (url, server):
+        result = uvloop.run(run(url, args.probes, args.seconds))
+    result["server"] = server
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""`probed check` and `probed once`: exit codes, every error at once, readable and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def probed(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "probed.cli", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})}, cwd=REPO)
+
+
+@pytest.fixture
+def listener() -> tuple[str, str]:
+    """An open loopback port (accepting) and a closed one."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    c = socket.socket()
+    c.bind(("127.0.0.1", 0))
+    closed = c.getsockname()[1]
+    c.close()
+    yield f"127.0.0.1:{s.getsockname()[1]}", f"127.0.0.1:{closed}"
+    s.close()
+
+
+def test_check_accepts_the_bundled_example_and_estimates_load() -> None:
+    out = probed("check", "--config", "probes.yaml", env={"API_TOKEN": "x" * 12, "DB_PASSWORD": "y" * 12,
+                                                           "REDIS_PASSWORD": "z" * 12})
+    assert out.returncode == 0, out.stderr
+    assert "probes per second" in out.stdout
+    assert "series per scrape" in out.stdout
+
+
+def test_check_reports_every_error_at_once_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""\
+probes:
+  - name: a
+    type: tcp
+    target: 127.0.0.1:1
+    interval: 5 s
+  - name: a
+    type: tcp
+    target: 127.0.0.1:2
+    intervl: 10s
+  - name: c
+    type: nope
+    target: x
+""")
+    out = probed("check", "--config", str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert f'{bad}:5:15: probes[0].interval: invalid duration "5 s" (use a unit: "500ms", "10s", "1m30s", "1h", "1d")' \
+        in lines
+    assert f"{bad}:9:5: probes[1].intervl: unknown key 'intervl' (did you mean 'interval'?)" in lines
+    assert any(line.startswith(f"{bad}:11:11: probes[2].type: unknown probe type 'nope'") for line in lines)
+    assert lines[-1] == "3 error(s)"
+
+
+def test_once_runs_probes_and_exits_by_outcome(tmp_path: Path, listener: tuple[str, str]) -> None:
+    open_port, closed_port = listener
+    config = tmp_path / "p.yaml"
+    config.write_text(f"""\
+probes:
+  - {{name: up, type: tcp, target: "{open_port}", timeout: 1s}}
+  - {{name: down, type: tcp, target: "{closed_port}", timeout: 1s}}
+""")
+    ok = probed("once", "--config", str(config), "up")
+    assert ok.returncode == 0, ok.stderr
+    assert "up" in ok.stdout and "1 ok, 0 failing" in ok.stdout
+
+    both = probed("once", "--config", str(config), "--json")
+    assert both.returncode == 1
+    rows = {r["name"]: r for r in map(json.loads, both.stdout.splitlines())}
+    assert set(rows["down"]) >= {"name", "type", "target", "success", "reason", "duration_seconds", "phases",
+                                 "values", "detail"}
+    assert rows["down"]["reason"] == "connection_refused" and rows["down"]["success"] is False
+    assert rows["up"]["reason"] == "ok" and rows["up"]["success"] is True
+
+    unknown = probed("once", "--config", str(config), "nope")
+    assert unknown.returncode == 2 and "no probe named 'nope'" in unknown.stderr
