@@ -263,7 +263,7 @@ class _Loader:
             seen: dict[str, yaml.Node] = {}
             for i, node in enumerate(probes_node.value):
                 path = f"probes[{i}]"
-                spec = self._probe(node, defaults, path, KIND_NAMES, get_kind)
+                spec = self._probe(node, defaults, path, KIND_NAMES, get_kind, labels)
                 if spec is None:
                     continue
                 if spec.name in seen:
@@ -272,10 +272,6 @@ class _Loader:
                                f'duplicate probe name "{spec.name}" (first at line {first.start_mark.line + 1})')
                     continue
                 seen[spec.name] = _key_value(node, "name") or node
-                clash = set(spec.labels) & set(labels)
-                if clash:
-                    self.issue(_key_value(node, "labels") or node, f"{path}.labels",
-                               f"label {sorted(clash)[0]!r} is already a global label")
                 probes.append(spec)
 
         if self.issues:
@@ -284,7 +280,8 @@ class _Loader:
 
     # -- one probe
     def _probe(self, node: yaml.Node, defaults: yaml.Node | None, path: str,
-               kind_names: tuple[str, ...], get_kind: Callable[[str], Any]) -> ProbeSpec | None:
+               kind_names: tuple[str, ...], get_kind: Callable[[str], Any],
+               global_labels: Mapping[str, str]) -> ProbeSpec | None:
         if not isinstance(node, yaml.MappingNode):
             self.issue(node, path, f"expected a probe mapping, got {_node_kind(node)}")
             return None
@@ -353,6 +350,9 @@ class _Loader:
             latency_threshold = self._convert_or(items["latency_threshold"], Duration,
                                                  f"{path}.latency_threshold", None)
         labels = self._labels(items.get("labels"), f"{path}.labels")
+        clash = sorted(set(labels) & set(global_labels))
+        if clash:
+            self.issue(items.get("labels"), f"{path}.labels", f"label {clash[0]!r} is already a global label")
 
         if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str):
             return None

@@ -86,11 +86,12 @@ def daemon_factory(tmp_path: Path) -> Iterator[Any]:
         port = free_port()
         log_path = tmp_path / f"probed-{port}.log"
         env = {**os.environ, "PROBED_TEST_TOKEN": SECRET_TOKEN}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "probed.cli", "--log-format", "json", "run", "--config", str(config),
-             "--listen", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=log_path.open("w"), env=env, text=True,
-        )
+        with log_path.open("w") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "probed.cli", "--log-format", "json", "run", "--config", str(config),
+                 "--listen", f"127.0.0.1:{port}"],
+                stdout=subprocess.DEVNULL, stderr=log_file, env=env, text=True,
+            )
         d = Daemon(proc, f"http://127.0.0.1:{port}", log_path)
         started.append(d)
         if wait_ready:
