@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .example import EXAMPLE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -34,8 +36,7 @@ def listener() -> tuple[str, str]:
 
 
 def test_check_accepts_the_bundled_example_and_estimates_load() -> None:
-    out = probed("check", "--config", "probes.yaml", env={"API_TOKEN": "x" * 12, "DB_PASSWORD": "y" * 12,
-                                                           "REDIS_PASSWORD": "z" * 12})
+    out = probed("check", "--config", "probes.yaml", env=EXAMPLE_ENV)
     assert out.returncode == 0, out.stderr
     assert "probes per second" in out.stdout
     assert "series per scrape" in out.stdout

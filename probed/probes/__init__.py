@@ -55,9 +55,9 @@ class ProbeKind:
     aliases: Mapping[str, MetricAlias] = field(default_factory=dict)
     """value name -> dedicated metric; every value is also exported as probed_probe_value."""
     shared: Callable[[], Any] | None = None
+    """Creates state shared by all probes of this kind (e.g. an AWS client pool), see ProbeContext."""
     describe: Callable[[ProbeResult], list[str]] | None = None
     """Extra human-readable lines for `probed once` (the TLS chain, DNS answers with TTLs)."""
-    """Creates state shared by all probes of this kind (e.g. an AWS client pool), see ProbeContext."""
 
 
 @dataclass
@@ -82,13 +82,7 @@ _MODULES: Mapping[str, str] = {
 }
 
 
-def _available() -> tuple[str, ...]:
-    import importlib.util
-
-    return tuple(name for name, mod in _MODULES.items() if importlib.util.find_spec(mod) is not None)
-
-
-KIND_NAMES: tuple[str, ...] = _available()
+KIND_NAMES: tuple[str, ...] = tuple(_MODULES)
 _cache: dict[str, ProbeKind] = {}
 
 

@@ -1,0 +1,215 @@
+"""The HTTP probe's machinery: per-attempt phase timing from aiohttp trace hooks, shared sessions.
+
+Phases follow blackbox_exporter (prober/http.go), summed over redirect hops:
+
+    resolve     DNS lookup (0 for an IP literal)
+    connect     TCP connect, from the end of the lookup (or the start of the connection)
+    tls         TLS handshake, from the first handshake byte to a usable connection
+    processing  from a usable (new or reused) connection to the response headers: request sent,
+                server thinking, first byte back
+    transfer    from the response headers to the last body byte read (final response only)
+
+aiohttp reports connection creation as one span that includes DNS and TLS; the TLS start comes
+from `TimedSSLContext` (see _net.py), which marks the exact moment the TCP connection is up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from time import perf_counter
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp.client_proto import ResponseHandler
+
+from probed import __version__
+from probed.probes._net import connect
+
+USER_AGENT = f"probed/{__version__}"
+
+
+class Timing:
+    """Timestamps and phase sums of one attempt. Written by the trace hooks, read by the probe."""
+
+    __slots__ = ("conn_start", "connect", "dns_end", "dns_start", "processing", "ready", "resolve",
+                 "response_at", "ssl_object", "start", "tls", "tls_start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.dns_start = self.dns_end = self.conn_start = self.tls_start = 0.0
+        self.ready = self.response_at = 0.0
+        self.resolve = self.connect = self.tls = self.processing = 0.0
+        self.ssl_object: ssl.SSLObject | None = None
+        """TLS state of the newest connection this attempt opened (the final hop's, for https)."""
+
+    def tls_started(self, ssl_object: ssl.SSLObject) -> None:
+        self.tls_start = perf_counter()
+        self.ssl_object = ssl_object
+
+    def phases(self, end: float) -> dict[str, float]:
+        """The phase sums; `transfer` runs to `end` once the final response's headers are in."""
+        receiving = self.response_at and self.response_at >= self.ready
+        return {
+            "resolve": self.resolve,
+            "connect": self.connect,
+            "tls": self.tls,
+            "processing": self.processing,
+            "transfer": end - self.response_at if receiving else 0.0,
+        }
+
+    def interrupted(self, now: float) -> None:
+        """The attempt broke off at `now`: charge the span that was open to its phase, so a
+        refused connect or a handshake that failed still shows where the time went."""
+        if self.conn_start > self.ready:  # making a connection
+            if self.dns_start and not self.dns_end:
+                self.resolve += now - self.dns_start
+            elif self.tls_start:
+                self.connect += self.tls_start - (self.dns_end or self.conn_start)
+                self.tls += now - self.tls_start
+            else:
+                self.connect += now - (self.dns_end or self.conn_start)
+        elif self.ready > self.response_at:  # waiting for response headers
+            self.processing += now - self.ready
+
+
+# The hooks run on every attempt: keep them to a clock read and a few attribute writes.
+async def _dns_start(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    ctx.trace_request_ctx.dns_start = perf_counter()
+
+
+async def _dns_end(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    t: Timing = ctx.trace_request_ctx
+    t.dns_end = perf_counter()
+    t.resolve += t.dns_end - t.dns_start
+
+
+async def _connection_start(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    t: Timing = ctx.trace_request_ctx
+    t.conn_start = perf_counter()
+    t.dns_start = t.dns_end = t.tls_start = 0.0
+    t.ssl_object = None
+
+
+async def _connection_end(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    t: Timing = ctx.trace_request_ctx
+    now = perf_counter()
+    begin = t.dns_end or t.conn_start
+    if t.tls_start:
+        t.connect += t.tls_start - begin
+        t.tls += now - t.tls_start
+    else:
+        t.connect += now - begin
+    t.ready = now
+
+
+async def _connection_reused(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    ctx.trace_request_ctx.ready = perf_counter()
+
+
+async def _response(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: Any) -> None:
+    """Headers of a response arrived: a redirect hop's, or the final one's."""
+    t: Timing = ctx.trace_request_ctx
+    t.response_at = perf_counter()
+    t.processing += t.response_at - t.ready
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_dns_resolvehost_start.append(_dns_start)
+    trace.on_dns_resolvehost_end.append(_dns_end)
+    trace.on_connection_create_start.append(_connection_start)
+    trace.on_connection_create_end.append(_connection_end)
+    trace.on_connection_reuseconn.append(_connection_reused)
+    trace.on_request_redirect.append(_response)
+    trace.on_request_end.append(_response)
+    return trace
+
+
+class _Connector(aiohttp.TCPConnector):
+    """aiohttp's connector with a cheaper TCP connect for the common single-address case.
+
+    aiohttp connects through aiohappyeyeballs, which awaits `loop.sock_connect()`. uvloop's
+    sock_connect looks the numeric address up again with getaddrinfo *without a socket type*,
+    which misses uvloop's static fast path and goes through libuv's thread pool: about 45 us of
+    CPU per connect, 15-20% of a whole HTTP probe (measured: 295 -> 240 us per attempt).
+    `_net.connect` does the same non-blocking connect without the lookup. Anything else (several
+    addresses to race, a local address) takes aiohttp's own path, and so does any aiohttp
+    version whose private hooks differ (tests/test_http_probe.py has a tripwire for them).
+    """
+
+    async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> tuple[asyncio.Transport, ResponseHandler]:
+        addr_infos = kwargs.get("addr_infos")
+        req = kwargs.get("req")
+        if addr_infos is None or len(addr_infos) != 1 or req is None or self._local_addr_infos:
+            return await super()._wrap_create_connection(*args, **kwargs)
+        del kwargs["addr_infos"]
+        family, _type, _proto, _canonical, address = addr_infos[0]
+        try:
+            sock = await connect(self._loop, family, address, reset_on_close=False)
+        except OSError as exc:  # what aiohttp's own path raises, so its callers see no difference
+            raise kwargs.get("client_error", aiohttp.ClientConnectorError)(req.connection_key, exc) from exc
+        # From here the loop owns the socket (and closes it if the TLS handshake fails).
+        return await self._wrap_existing_connection(*args, sock=sock, **kwargs)
+
+
+class SessionPool:
+    """aiohttp sessions for the http probes (KIND.shared).
+
+    Probes without keepalive share one session per address family: per-probe settings
+    (headers, TLS context, redirects) travel with each request, so 10,000 probes need a
+    handful of sessions rather than 10,000 sessions and connectors. A keepalive probe gets a
+    session of its own, so it measures its own connection: pooled connections are keyed by
+    host, port and TLS context, not by the TLS server name, and must not be shared between
+    probes that differ in it. Cookies are ignored, as a jar would carry them between requests.
+    """
+
+    def __init__(self) -> None:
+        self._sessions: dict[int, aiohttp.ClientSession] = {}
+        self._trace = _trace_config()
+
+    def session(self, family: socket.AddressFamily) -> aiohttp.ClientSession:
+        """The shared session (a new connection per request). Created lazily, inside the
+        running loop, on the first attempt."""
+        found = self._sessions.get(int(family))
+        if found is None or found.closed:
+            found = self._sessions[int(family)] = self._new_session(False, family)
+        return found
+
+    def keepalive_session(self, family: socket.AddressFamily) -> aiohttp.ClientSession:
+        """A new session that keeps connections open, for one probe; the probe closes it."""
+        return self._new_session(True, family)
+
+    def _new_session(self, keepalive: bool, family: socket.AddressFamily) -> aiohttp.ClientSession:
+        connector = _Connector(
+            # keepalive off: a new connection per attempt, so connect and TLS are measured
+            # every time (the connector and its objects are still reused).
+            force_close=not keepalive,
+            limit=0,  # the scheduler's concurrency cap is the limit; no hidden queue here
+            # Resolve on every attempt as blackbox_exporter does: a DNS failure must show now,
+            # not when a 10 s cache entry expires.
+            use_dns_cache=False,
+            family=family,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[self._trace],
+            # No aiohttp timers: the scheduler cancels the attempt at its timeout, and timer
+            # handles per request are measurable overhead.
+            timeout=aiohttp.ClientTimeout(),
+            headers={"User-Agent": USER_AGENT},
+        )
+        # aiohttp silently retries an idempotent request once when the connection drops. That
+        # is right for a stale pooled connection (keepalive), but for a probe on a fresh
+        # connection it hides a reset peer and doubles the load on a broken target: one
+        # attempt must be one request. (tests/test_http_probe.py proves a single connection.)
+        session._retry_connection = keepalive
+        return session
+
+    async def aclose(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()

@@ -1,0 +1,35 @@
+"""elasticache_cluster: is the cache cluster (a Redis/Valkey/Memcached node group) `available`?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from probed.probes.aws.check import Check, check_failed, status_info
+from probed.result import ProbeResult
+
+AVAILABLE = "available"
+
+
+@dataclass(frozen=True)
+class CacheClusterParams:
+    cache_cluster_id: str
+
+
+async def cache_cluster(client: Any, p: CacheClusterParams, probe: str) -> ProbeResult:
+    resp = await client.describe_cache_clusters(CacheClusterId=p.cache_cluster_id)
+    cluster = (resp.get("CacheClusters") or [{}])[0]
+    status = cluster.get("CacheClusterStatus", "unknown")
+    facts = {"status": status, "engine": cluster.get("Engine"), "engine_version": cluster.get("EngineVersion"),
+             "nodes": cluster.get("NumCacheNodes")}
+    if status != AVAILABLE:
+        return check_failed(f"cache cluster {p.cache_cluster_id} is {status}, not {AVAILABLE}",
+                            info=status_info(status), facts=facts)
+    return ProbeResult.ok(detail=f"cache cluster {p.cache_cluster_id} is {status}", info=status_info(status),
+                          facts=facts)
+
+
+ELASTICACHE_CLUSTER = Check(
+    name="elasticache_cluster", service="elasticache", params=CacheClusterParams, run=cache_cluster,
+    target=lambda p: f"elasticache:{p.cache_cluster_id}", iam_actions=("elasticache:DescribeCacheClusters",),
+)

@@ -1,0 +1,335 @@
+"""HTTP probe: one request (following redirects), blackbox phases, a capped body, then checks.
+
+An attempt fails, in this order, on: a transport error (refused, reset, DNS, TLS, garbage), too
+many redirects, a status outside `valid_status_codes`, a body over `max_body_bytes`, a header
+check, a body check (regexps, JSON fields), the TLS inspection (`_inspect_tls`), and finally
+`slow` when everything passed but took longer than `fail_if_slower_than`.
+
+The configuration schema lives in _http_config.py, the aiohttp sessions and the phase timing
+in _http_session.py; this module is the attempt itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import ssl
+import time
+from time import perf_counter
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from probed.config import ProbeSpec
+from probed.probes import MetricAlias, ProbeContext, ProbeKind
+from probed.probes._http_config import HttpSettings, check_json, clip, validate_target
+from probed.probes._http_session import SessionPool, Timing
+from probed.probes._net import (
+    FAMILIES,
+    TLS_WATCHER,
+    client_context,
+    describe_connection,
+    tls_or_transport,
+)
+from probed.probes.certs import (
+    CERT_ALIASES,
+    DEFAULT_MIN_DAYS_REMAINING,
+    cert_info,
+    cert_values,
+    chain_facts,
+    judge,
+    read_chain,
+)
+from probed.probes.errors import classify
+from probed.redact import redact
+from probed.result import ProbeResult, Reason
+
+
+def _describe_codes(ranges: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges)
+
+
+@functools.lru_cache(maxsize=256)
+def _code_set(ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
+    # One O(1) lookup per attempt; shared between probes, as a set of 100 codes costs ~5 kB.
+    return frozenset(c for lo, hi in ranges for c in range(lo, hi + 1))
+
+
+class HttpProbe:
+    """Everything an attempt needs is computed here once; `probe()` only does I/O and checks."""
+
+    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        s: HttpSettings = spec.settings if spec.settings is not None else HttpSettings()
+        self._secrets = ctx.secrets
+        self._url = URL(spec.target)
+        self._method = s.method.upper()
+        self._headers = dict(s.headers)
+        self._data = s.body.encode() if s.body is not None else None
+        self._follow = s.follow_redirects
+        # aiohttp fails when the redirect count *reaches* its limit; ours is the number allowed.
+        self._aiohttp_max_redirects = s.max_redirects + 1
+        self._max_redirects = s.max_redirects
+        self._ok_codes = _code_set(s.valid_status_codes)
+        self._codes_text = _describe_codes(s.valid_status_codes)
+        self._header_checks = [(h.header, h.regexp, h.allow_missing, True) for h in s.fail_if_header_not_matches]
+        self._header_checks += [(h.header, h.regexp, h.allow_missing, False) for h in s.fail_if_header_matches]
+        self._body_must = s.fail_if_body_not_matches_regexp
+        self._body_must_not = s.fail_if_body_matches_regexp
+        self._json_checks = s.body_json
+        self._needs_body = bool(self._body_must or self._body_must_not or self._json_checks)
+        self._slow = s.fail_if_slower_than
+        self._max_body = s.max_body_bytes
+        self._keepalive = s.keepalive
+        self._family = FAMILIES[s.ip_protocol]
+        self._ssl: ssl.SSLContext = client_context(s.tls)
+        self._server_hostname = s.tls.server_name
+        shared = ctx.shared.get("http")
+        # The daemon hands every probe the kind's shared pool; a probe built without one (a
+        # test, a library user) owns a private pool and closes it in aclose().
+        self._owns_pool = not isinstance(shared, SessionPool)
+        self._pool: SessionPool = shared if isinstance(shared, SessionPool) else SessionPool()
+        self._session: aiohttp.ClientSession | None = None
+        self._last_ssl_object: ssl.SSLObject | None = None
+
+    async def aclose(self) -> None:
+        if self._keepalive and self._session is not None:
+            await self._session.close()
+        if self._owns_pool:
+            await self._pool.aclose()
+
+    async def probe(self) -> ProbeResult:
+        session = self._session
+        if session is None or session.closed:
+            pool = self._pool
+            session = self._session = (pool.keepalive_session(self._family) if self._keepalive
+                                        else pool.session(self._family))
+        timing = Timing(perf_counter())
+        token = TLS_WATCHER.set(timing)
+        try:
+            response = await session.request(
+                self._method, self._url, headers=self._headers, data=self._data,
+                allow_redirects=self._follow, max_redirects=self._aiohttp_max_redirects,
+                ssl=self._ssl, server_hostname=self._server_hostname, trace_request_ctx=timing,
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return self._broken(exc, timing)
+        finally:
+            TLS_WATCHER.reset(token)
+        try:
+            return await self._evaluate(response, timing)
+        except (aiohttp.ClientError, OSError) as exc:
+            return self._broken(exc, timing)
+        finally:
+            # Closes the connection unless the body was read to the end (then it is already
+            # back in the pool or closed): after a cap, an error or a cancellation nothing
+            # keeps a half-read connection alive.
+            response.close()
+
+    async def _evaluate(self, response: aiohttp.ClientResponse, timing: Timing) -> ProbeResult:
+        ssl_object = self._tls_of(response, timing)
+        # A HEAD response declares the length of the body it does not send.
+        declared = response.content_length if self._method != "HEAD" else None
+        too_large = declared is not None and declared > self._max_body
+        size, body = 0, b""
+        if not too_large:
+            size, body, too_large = await self._read_body(response.content)
+        end = perf_counter()
+        status = response.status
+        version = response.version
+        values: dict[str, float] = {
+            "status_code": status,
+            "redirects": len(response.history),
+            "content_length": size,
+            "ssl": 1 if response.url.scheme == "https" else 0,
+            "http_version": version.major + version.minor / 10 if version is not None else 0,
+        }
+        info: dict[str, dict[str, str]] = {}
+        facts: dict[str, object] = {}
+        if response.history:
+            facts["final_url"] = redact(str(response.url), self._secrets)
+        tls_problem = None
+        if ssl_object is not None:
+            tls_problem = self._inspect_tls(ssl_object, True, values, info, facts)
+        result = {"phases": timing.phases(end), "values": values, "info": info, "facts": facts}
+
+        if status not in self._ok_codes:
+            detail = f"HTTP {status} {response.reason or ''}".rstrip() + f" (expected {self._codes_text})"
+            return ProbeResult.fail(Reason.HTTP_STATUS, redact(detail, self._secrets), **result)
+        if too_large:
+            return ProbeResult.fail(Reason.BODY_TOO_LARGE,
+                                    f"body larger than max_body_bytes ({self._max_body} bytes)", **result)
+        problem = self._check_headers(response.headers)
+        if problem:
+            return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
+        if self._needs_body:
+            problem = self._check_body(body, response.charset)
+            if problem:
+                return ProbeResult.fail(Reason.BODY_MISMATCH, redact(problem, self._secrets), **result)
+        if tls_problem is not None:
+            return ProbeResult.fail(tls_problem[0], redact(tls_problem[1], self._secrets), **result)
+        if self._slow is not None and end - timing.start > self._slow:
+            return ProbeResult.fail(
+                Reason.SLOW, f"took {(end - timing.start) * 1000:.0f} ms (fail_if_slower_than {self._slow:g}s)",
+                **result)
+        return ProbeResult.ok(**result)
+
+    async def _read_body(self, content: aiohttp.StreamReader) -> tuple[int, bytes, bool]:
+        """Reads at most max_body_bytes plus one network chunk; keeps the bytes only for checks."""
+        cap, keep = self._max_body, self._needs_body
+        chunks: list[bytes] = []
+        size = 0
+        while not content.at_eof():
+            chunk = await content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > cap:
+                return size, b"", True
+            if keep:
+                chunks.append(chunk)
+        return size, b"".join(chunks), False
+
+    def _tls_of(self, response: aiohttp.ClientResponse, timing: Timing) -> ssl.SSLObject | None:
+        if response.url.scheme != "https":
+            return None
+        ssl_object = timing.ssl_object
+        if ssl_object is None and response.connection is not None and response.connection.transport is not None:
+            ssl_object = response.connection.transport.get_extra_info("ssl_object")  # a reused connection
+        if ssl_object is None:
+            ssl_object = self._last_ssl_object  # keepalive: the connection made on an earlier attempt
+        self._last_ssl_object = ssl_object if self._keepalive else None
+        return ssl_object
+
+    def _inspect_tls(self, ssl_object: ssl.SSLObject, verified: bool, values: dict[str, float],
+                     info: dict[str, dict[str, str]], facts: dict[str, object]) -> tuple[Reason, str] | None:
+        """THE place where an attempt's TLS connection is inspected, once per attempt.
+
+        `ssl_object` is the final response's connection (`verified`), or the connection whose
+        handshake failed (not `verified`: the attempt already fails for its certificate, and the
+        presented chain is still readable). Certificate metrics belong here, computed by
+        probed/probes/certs.py: add them to `values`/`info`/`facts`, and return a (reason,
+        detail) to fail an otherwise good attempt (an expiring certificate), or None.
+        """
+        now = time.time()
+        report = read_chain(ssl_object, verified=verified and self._ssl.verify_mode == ssl.CERT_REQUIRED)
+        values.update(cert_values(report, now))
+        info.update(cert_info(report))
+        facts["tls"] = chain_facts(report, now)
+        if not verified:
+            return None
+        reason, detail = judge(report, now, DEFAULT_MIN_DAYS_REMAINING)
+        return None if reason is Reason.OK else (reason, detail)
+
+    def _check_headers(self, headers: CIMultiDictProxy[str]) -> str:
+        for name, pattern, allow_missing, must_match in self._header_checks:
+            found = headers.getall(name, ())
+            if not found:
+                if allow_missing:
+                    continue
+                return f"header {name} is missing"
+            matched = any(pattern.search(v) for v in found)
+            if matched != must_match:
+                verb = "does not match" if must_match else "matches"
+                return f'header {name}: "{clip(found[0])}" {verb} /{pattern.pattern}/'
+        return ""
+
+    def _check_body(self, body: bytes, charset: str | None) -> str:
+        try:
+            text = body.decode(charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            text = body.decode("utf-8", errors="replace")
+        for pattern in self._body_must_not:
+            if pattern.search(text):
+                return f"body matches /{pattern.pattern}/"
+        for pattern in self._body_must:
+            if not pattern.search(text):
+                return f"body does not match /{pattern.pattern}/"
+        if self._json_checks:
+            try:
+                document = json.loads(text)
+            except ValueError:
+                return f'body is not JSON: "{clip(text)}"'
+            for check in self._json_checks:
+                problem = check_json(document, check)
+                if problem:
+                    return problem
+        return ""
+
+    def _broken(self, exc: BaseException, timing: Timing) -> ProbeResult:
+        reason, detail = self._classify(exc)
+        now = perf_counter()
+        timing.interrupted(now)
+        phases = timing.phases(now)
+        values: dict[str, float] = {"status_code": 0, "redirects": 0, "content_length": 0, "ssl": 0, "http_version": 0}
+        if isinstance(exc, aiohttp.TooManyRedirects):
+            values["redirects"] = len(exc.history)
+        info: dict[str, dict[str, str]] = {}
+        facts: dict[str, object] = {}
+        if timing.ssl_object is not None and reason in _TLS_REASONS:
+            self._inspect_tls(timing.ssl_object, False, values, info, facts)
+        return ProbeResult.fail(reason, redact(detail, self._secrets), phases=phases, values=values, info=info,
+                                facts=facts)
+
+    def _classify(self, exc: BaseException) -> tuple[Reason, str]:
+        """aiohttp's exceptions -> reasons; transport errors fall through to errors.classify."""
+        if isinstance(exc, aiohttp.TooManyRedirects):
+            last = exc.history[-1].headers.get("Location", "?") if exc.history else "?"
+            return Reason.TOO_MANY_REDIRECTS, f"more than {self._max_redirects} redirects (last to {last})"
+        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+            return classify(exc.certificate_error)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return tls_or_transport(exc.os_error)
+        if isinstance(exc, aiohttp.ClientConnectionResetError) and "closing transport" in str(exc):
+            # The request could not even be written: the peer closed at once, or spoke first in
+            # another protocol (an SSH or SMTP banner), which made aiohttp drop the connection.
+            return (Reason.CONNECTION_RESET,
+                    "connection closed before the request was sent (by the peer, or it spoke first and not HTTP)")
+        if isinstance(exc, aiohttp.ServerDisconnectedError):
+            return Reason.CONNECTION_RESET, "server closed the connection before a complete response"
+        if isinstance(exc, aiohttp.ClientPayloadError):
+            if "not completed" in str(exc) or isinstance(exc.__cause__, ConnectionError):
+                return Reason.CONNECTION_RESET, "connection closed in the middle of the body"
+            return Reason.PROTOCOL_ERROR, f"invalid body encoding: {exc}"
+        if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+            return Reason.PROTOCOL_ERROR, f"redirect to an invalid or non-HTTP location: {exc}"
+        if isinstance(exc, aiohttp.ClientResponseError):
+            # The response parser's errors: the peer did not speak HTTP.
+            return Reason.PROTOCOL_ERROR, f"not a valid HTTP response: {exc.message}"
+        if isinstance(exc, OSError):
+            return tls_or_transport(exc)
+        return Reason.CONNECTION_RESET, f"{type(exc).__name__}: {exc}"
+
+
+_TLS_REASONS = frozenset({Reason.TLS_HANDSHAKE, Reason.TLS_VERSION, Reason.CERT_EXPIRED, Reason.CERT_EXPIRING,
+                          Reason.CERT_UNTRUSTED, Reason.CERT_HOSTNAME_MISMATCH})
+
+
+def describe(result: ProbeResult) -> list[str]:
+    lines = describe_connection(result)
+    final_url = result.facts.get("final_url")
+    if final_url:
+        lines.append(f"final URL after {result.values.get('redirects', 0):g} redirect(s): {final_url}")
+    return lines
+
+
+def _factory(spec: ProbeSpec, ctx: ProbeContext) -> HttpProbe:
+    return HttpProbe(spec, ctx)
+
+
+KIND = ProbeKind(
+    name="http",
+    config_cls=HttpSettings,
+    factory=_factory,
+    validate_target=validate_target,
+    shared=SessionPool,
+    describe=describe,
+    aliases={
+        "status_code": MetricAlias("probe_http_status_code", "Response HTTP status code (0: no response)."),
+        "redirects": MetricAlias("probe_http_redirects", "The number of redirects followed."),
+        "content_length": MetricAlias("probe_http_content_length", "Bytes of the response body read."),
+        "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),
+        "http_version": MetricAlias("probe_http_version", "HTTP version of the final response (1.1, 2)."),
+        **CERT_ALIASES,
+    },
+)

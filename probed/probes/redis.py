@@ -1,0 +1,279 @@
+"""`type: redis`: connect (AUTH, SELECT), PING, then INFO for memory, clients and role.
+
+Driver: redis.asyncio (redis-py), the official client. The probe drives one
+`redis.asyncio.Connection` directly instead of a `Redis` client with a pool: one fresh
+connection per attempt, no retries (redis-py retries by default, which would hide a flapping
+server), and no CLIENT SETINFO round trips. Absolute imports make `import redis` the library
+even though this module is `probed.probes.redis`.
+
+Phases: `connect` (TCP, TLS, AUTH, SELECT), `query` (PING), `checks` (INFO). Cluster mode is not
+followed: the probe checks the one node it is pointed at (which is what PING and INFO answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import redis.asyncio
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from probed.config import FieldError, ProbeSpec
+from probed.probes import MetricAlias, ProbeContext, ProbeKind
+from probed.probes._db import (
+    SQL_ALIASES,
+    Attempt,
+    Budget,
+    CredentialError,
+    DbUrl,
+    PasswordOptions,
+    check_password_sources,
+    parse_db_url,
+    resolve_password,
+    rootcert_problem,
+)
+from probed.probes.errors import classify
+from probed.result import ProbeResult, Reason
+
+SCHEMES = ("redis", "rediss")
+DEFAULT_PORT = 6379
+SERVER_INFO = "probed_redis_server_info"
+
+ALIASES: Mapping[str, MetricAlias] = {
+    "memory_used_ratio": MetricAlias(
+        "probed_redis_memory_used_ratio", "Redis used_memory over maxmemory (from the last attempt)."),
+    "connected_clients": MetricAlias(
+        "probed_redis_connected_clients", "Clients connected to Redis (from the last attempt)."),
+    "connections_used_ratio": SQL_ALIASES["connections_used_ratio"],
+}
+
+RedisRole = Literal["master", "primary", "replica"]
+
+
+@dataclass(frozen=True)
+class RedisProbeConfig(PasswordOptions):
+    sslmode: Literal["require", "verify-ca", "verify-full"] | None = None
+    """Only with rediss:// (default verify-full); require encrypts without verifying."""
+    sslrootcert: str | None = None
+    info: bool = True
+    """Read INFO after PING (needs the +info ACL permission); the checks below depend on it."""
+    max_memory_ratio: float | None = None
+    max_connections_ratio: float | None = None
+    expect_role: RedisRole | None = None
+    """master (or primary) or replica, as INFO's role reports it."""
+
+    def __post_init__(self) -> None:
+        PasswordOptions.__post_init__(self)
+        for name in ("max_memory_ratio", "max_connections_ratio"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise FieldError(name, "must be in (0, 1]")
+        if not self.info:
+            for name in ("max_memory_ratio", "max_connections_ratio", "expect_role"):
+                if getattr(self, name) is not None:
+                    raise FieldError(name, "needs `info: true` (the value comes from INFO)")
+
+
+class RedisProbe:
+    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        self.cfg: RedisProbeConfig = spec.settings
+        self.url = parse_db_url(spec.target, SCHEMES, DEFAULT_PORT, params=())
+        self.db = _db_index(self.url)
+        self.timeout_s = spec.timeout
+        self.secrets = ctx.secrets
+        self.tls = self.url.scheme == "rediss"
+        self.sslmode = self.cfg.sslmode or "verify-full"
+
+    def _connection(self, password: str | None, budget: Budget) -> redis.asyncio.Connection:
+        common = dict(
+            host=self.url.host, port=self.url.port, db=self.db, username=self.url.user, password=password,
+            socket_timeout=budget.remaining(), socket_connect_timeout=budget.remaining(),
+            retry=Retry(NoBackoff(), 0), driver_info=None, protocol=2)
+        if not self.tls:
+            return redis.asyncio.Connection(**common)  # type: ignore[arg-type]
+        return redis.asyncio.SSLConnection(
+            ssl_cert_reqs="none" if self.sslmode == "require" else "required",
+            ssl_check_hostname=self.sslmode == "verify-full", ssl_ca_certs=self.cfg.sslrootcert,
+            **common)  # type: ignore[arg-type]
+
+    async def probe(self) -> ProbeResult:
+        attempt = Attempt(self.secrets)
+        budget = Budget(self.timeout_s)
+        try:
+            password = resolve_password(self.cfg, self.url)
+        except CredentialError as exc:
+            return attempt.fail(Reason.AUTH_FAILED, str(exc))
+        attempt.add_secret(password)
+        if self.tls and (problem := rootcert_problem(self.sslmode, self.cfg.sslrootcert)) is not None:
+            return attempt.fail(Reason.TLS_HANDSHAKE, problem)
+
+        conn = self._connection(password, budget)
+        stage = "connect"
+        try:
+            with attempt.phase("connect"):
+                async with asyncio.timeout(budget.remaining()):
+                    await conn.connect()  # type: ignore[no-untyped-call]
+            attempt.facts["tls"] = self.tls
+            stage = "query"
+            with attempt.phase("query"):
+                async with asyncio.timeout(budget.remaining()):
+                    await conn.send_command("PING")
+                    pong = await conn.read_response()
+            if pong not in (b"PONG", "PONG"):
+                attempt.problems.append((Reason.UNEXPECTED_RESULT, f"PING answered {pong!r}, expected PONG"))
+            if self.cfg.info:
+                stage = "checks"
+                with attempt.phase("checks"):
+                    async with asyncio.timeout(budget.remaining()):
+                        await conn.send_command("INFO")
+                        raw = await conn.read_response()
+                self._check_info(attempt, parse_info(raw))
+            return attempt.finish()
+        except Exception as exc:
+            reason, detail = _classify(exc, stage, budget)
+            return attempt.fail(reason, detail)
+        finally:
+            # No await happens before the socket is closed, so a cancelled attempt closes it too.
+            await conn.disconnect(nowait=True)
+
+    def _check_info(self, attempt: Attempt, info: Mapping[str, str]) -> None:
+        version, mode = info.get("redis_version", ""), info.get("redis_mode", "")
+        if version:
+            attempt.info[SERVER_INFO] = {"version": version, "mode": mode or "standalone"}
+            attempt.facts.update(server_version=version, mode=mode or "standalone")
+        clients, maxclients = _int(info, "connected_clients"), _int(info, "maxclients")
+        used, maxmemory = _int(info, "used_memory"), _int(info, "maxmemory")
+        if clients is not None:
+            attempt.values["connected_clients"] = float(clients)
+            attempt.facts["connected_clients"] = clients
+        if clients is not None and maxclients:  # maxclients is in INFO from Redis 7
+            ratio = clients / maxclients
+            attempt.values.update(connections_max=float(maxclients), connections_used_ratio=ratio)
+            attempt.facts["maxclients"] = maxclients
+            limit = self.cfg.max_connections_ratio
+            if limit is not None and ratio > limit:
+                attempt.problems.append((Reason.TOO_MANY_CONNECTIONS,
+                                         f"{clients} of {maxclients} clients connected ({ratio:.0%} > {limit:.0%})"))
+        if used is not None:
+            attempt.values["memory_used_bytes"] = float(used)
+            attempt.facts["used_memory"] = used
+        if used is not None and maxmemory:  # maxmemory 0 means no limit: no ratio to speak of
+            ratio = used / maxmemory
+            attempt.values.update(memory_max_bytes=float(maxmemory), memory_used_ratio=ratio)
+            attempt.facts["maxmemory"] = maxmemory
+            limit = self.cfg.max_memory_ratio
+            if limit is not None and ratio > limit:
+                attempt.problems.append((Reason.MEMORY_HIGH, f"used_memory {info.get('used_memory_human', used)} "
+                                         f"is {ratio:.0%} of maxmemory ({limit:.0%} allowed)"))
+        role = info.get("role")
+        if role:
+            is_replica = role == "slave"
+            attempt.values["is_replica"] = 1.0 if is_replica else 0.0
+            attempt.facts["role"] = "replica" if is_replica else "master"
+            if is_replica:
+                attempt.facts["master_link_status"] = info.get("master_link_status", "")
+            expected = self.cfg.expect_role
+            if expected is not None and is_replica != (expected == "replica"):
+                attempt.problems.append((Reason.WRONG_ROLE, f"server is a {attempt.facts['role']}, "
+                                         f"expected a {expected}"))
+
+    async def aclose(self) -> None:
+        """Nothing to release: every attempt opens and closes its own connection."""
+
+
+def parse_info(raw: object) -> dict[str, str]:
+    """INFO's `key:value` lines (sections and comments skipped) as strings."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#") and ":" in line:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def _int(info: Mapping[str, str], key: str) -> int | None:
+    try:
+        return int(info[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _classify(exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
+    if isinstance(exc, (TimeoutError, redis.exceptions.TimeoutError)):
+        return Reason.TIMEOUT, f"{stage}: no answer within {budget.total_s:.3g}s"
+    if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError)):
+        return Reason.AUTH_FAILED, f"{stage}: {exc}"
+    if isinstance(exc, redis.exceptions.BusyLoadingError):
+        return Reason.CONNECTION_REFUSED, f"{stage}: server is loading its dataset ({exc})"
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        if "max number of clients" in str(exc):
+            return Reason.TOO_MANY_CONNECTIONS, f"{stage}: {exc}"
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, (OSError, EOFError)):  # refused, reset, TLS: the transport's own reason
+            reason, detail = classify(cause)
+            return reason, f"{stage}: {detail}"
+        return Reason.CONNECTION_RESET, f"{stage}: {exc}"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        if "DB index is out of range" in str(exc):
+            return Reason.DATABASE_NOT_FOUND, f"{stage}: {exc}"
+        return Reason.QUERY_ERROR, f"{stage}: {exc}"
+    reason, detail = classify(exc)
+    return reason, f"{stage}: {detail}"
+
+
+def _db_index(url: DbUrl) -> int:
+    if url.database is None:
+        return 0
+    if not url.database.isdigit():
+        raise ValueError(f"the database in a redis URL is a number (redis://host:6379/0), got {url.database!r}")
+    return int(url.database)
+
+
+def _validate_target(target: str, settings: RedisProbeConfig | None) -> None:
+    url = parse_db_url(target, SCHEMES, DEFAULT_PORT, params=())
+    _db_index(url)
+    if settings is not None:
+        check_password_sources(url, settings)
+        if url.scheme == "redis" and (settings.sslmode or settings.sslrootcert):
+            raise ValueError("sslmode and sslrootcert need a rediss:// target (TLS)")
+
+
+def _factory(spec: ProbeSpec, ctx: ProbeContext) -> RedisProbe:
+    return RedisProbe(spec, ctx)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def describe(result: ProbeResult) -> list[str]:
+    f = result.facts
+    lines = []
+    if "server_version" in f:
+        role = f" ({f['role']})" if "role" in f else ""
+        lines.append(f"server: Redis {f['server_version']} {f.get('mode', '')}{role}")
+    used, limit = f.get("used_memory"), f.get("maxmemory")
+    if isinstance(used, int):
+        if isinstance(limit, int) and limit > 0:
+            lines.append(f"memory: {_mib(used)} of {_mib(limit)} maxmemory ({used / limit:.0%})")
+        else:
+            lines.append(f"memory: {_mib(used)} (no maxmemory)")
+    if "connected_clients" in f:
+        limit = f" of {f['maxclients']}" if "maxclients" in f else ""
+        lines.append(f"clients: {f['connected_clients']}{limit}")
+    return lines
+
+
+KIND = ProbeKind(
+    name="redis",
+    config_cls=RedisProbeConfig,
+    factory=_factory,
+    validate_target=_validate_target,
+    aliases=ALIASES,
+    describe=describe,
+)

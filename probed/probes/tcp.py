@@ -1,0 +1,286 @@
+"""TCP probe: connect (optionally TLS), optionally a scripted send/expect exchange, then close.
+
+A plain connect is the hot path (the most frequent probe of all, `nc -zv` for every database
+port): a non-blocking socket, a connect awaited on the loop (`_net.connect`), close. No
+transport, protocol or stream objects are created unless there is something to say or TLS to
+negotiate.
+
+Closing: a plain connect probe closes with a reset (SO_LINGER 0) by default. Nothing was
+exchanged, so nothing can be lost, and it leaves no TIME_WAIT socket on the prober: a normal
+close parks every probed connection in TIME_WAIT for 60 s, and with ~28,000 ephemeral ports
+that caps connects to one address:port at about 470 per second. The cost: the server sees a
+reset instead of an orderly close, which some servers log as an error (though a bare connect and
+close is usually logged too, e.g. PostgreSQL's "incomplete startup packet"). Probes that talk
+(send/expect, TLS) close gracefully, so the server sees an orderly end of its protocol.
+`close:` overrides both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+from dataclasses import dataclass, field
+from time import perf_counter
+from typing import Annotated, Any, Literal
+
+from probed.config import SECRET, ByteSize, FieldError, ProbeSpec, Regex
+from probed.probes import ProbeContext, ProbeKind
+from probed.probes._net import (
+    FAMILIES,
+    TLS_WATCHER,
+    IpProtocol,
+    TlsOptions,
+    client_context,
+    connect,
+    describe_connection,
+    is_ip_literal,
+    split_host_port,
+    tls_or_transport,
+    tls_version_name,
+)
+from probed.redact import redact
+from probed.result import ProbeResult, Reason
+
+
+@dataclass(frozen=True)
+class TcpStep:
+    """One step of a conversation: first wait for `expect` (if any), then `send` (if any)."""
+
+    expect: Regex | None = None
+    send: Annotated[str | None, SECRET] = None
+
+
+@dataclass(frozen=True)
+class TcpSettings:
+    tls: bool = False
+    """Negotiate TLS right after connecting (a TLS port: 443, 636, 993, 6380 ...)."""
+    tls_config: TlsOptions = field(default_factory=TlsOptions)
+    send: Annotated[str | None, SECRET] = None
+    """Sent after connecting (UTF-8); use YAML escapes for CR/LF: "PING\\r\\n"."""
+    expect: Regex | None = None
+    """Regexp the bytes received (after `send`) must match before the probe succeeds."""
+    query_response: tuple[TcpStep, ...] = ()
+    """A scripted conversation, e.g. a banner check then a command; instead of send/expect."""
+    max_read_bytes: ByteSize = 64 * 1024
+    """How much to read while waiting for an `expect` match before giving up."""
+    ip_protocol: IpProtocol = "auto"
+    close: Literal["auto", "graceful", "reset"] = "auto"
+    """auto: reset for a plain connect, graceful when the probe talks or uses TLS."""
+
+    def __post_init__(self) -> None:
+        if self.query_response and (self.send is not None or self.expect is not None):
+            raise FieldError("query_response", "use either send/expect or query_response, not both")
+        if self.max_read_bytes < 1:
+            raise FieldError("max_read_bytes", "must be at least 1 byte")
+        patterns = [("expect", self.expect), *(("query_response", st.expect) for st in self.query_response)]
+        for name, pattern in patterns:
+            if pattern is not None:
+                try:
+                    bytes_pattern(pattern)
+                except re.error as exc:
+                    raise FieldError(name, f"cannot match bytes with /{pattern.pattern}/: {exc}") from None
+
+    @property
+    def steps(self) -> tuple[TcpStep, ...]:
+        if self.query_response:
+            return self.query_response
+        steps = []
+        if self.send is not None:
+            steps.append(TcpStep(send=self.send))
+        if self.expect is not None:
+            steps.append(TcpStep(expect=self.expect))
+        return tuple(steps)
+
+
+def validate_target(target: str, _settings: Any) -> None:
+    split_host_port(target)
+
+
+def bytes_pattern(pattern: re.Pattern[str]) -> re.Pattern[bytes]:
+    """The configured (text) regexp, for matching the raw bytes a server sends."""
+    return re.compile(pattern.pattern.encode(), pattern.flags & ~re.UNICODE)
+
+
+class _Mismatch(Exception):
+    """The conversation went wrong in a way that is the peer's answer, not the transport."""
+
+
+class TcpProbe:
+    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        s: TcpSettings = spec.settings if spec.settings is not None else TcpSettings()
+        self._secrets = ctx.secrets
+        self._host, self._port = split_host_port(spec.target)
+        self._family = FAMILIES[s.ip_protocol]
+        # An IP literal needs no lookup: resolve it once, here, and skip getaddrinfo per attempt.
+        self._static: list[tuple[socket.AddressFamily, Any]] | None = None
+        if is_ip_literal(self._host):
+            info = socket.getaddrinfo(self._host, self._port, self._family, socket.SOCK_STREAM,
+                                      flags=socket.AI_NUMERICHOST)
+            self._static = [(fam, addr) for fam, _t, _p, _c, addr in info]
+        self._ssl: ssl.SSLContext | None = client_context(s.tls_config) if s.tls else None
+        # An IP address here is fine: Python checks it against the certificate's IP SANs and
+        # sends no SNI for it.
+        self._server_hostname = s.tls_config.server_name or self._host
+        self._steps = [(bytes_pattern(st.expect) if st.expect else None,
+                        st.send.encode() if st.send is not None else None) for st in s.steps]
+        self._max_read = s.max_read_bytes
+        # The conversation ends a little before the scheduler's hard timeout, so that a server
+        # which answered something else can still be reported with what it said.
+        self._answer_within = spec.timeout - min(0.1 * spec.timeout, 0.25)
+        talks = bool(self._steps) or self._ssl is not None
+        self._reset = s.close == "reset" or (s.close == "auto" and not talks)
+
+    async def aclose(self) -> None:
+        return None
+
+    async def probe(self) -> ProbeResult:
+        loop = asyncio.get_running_loop()
+        start = perf_counter()
+        addresses, resolved = self._static, start
+        if addresses is None:
+            try:
+                info = await loop.getaddrinfo(self._host, self._port, family=self._family, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                return self._failed(exc, phases={"resolve": perf_counter() - start, "connect": 0.0})
+            addresses = [(fam, addr) for fam, _t, _p, _c, addr in info]
+            resolved = perf_counter()
+        sock = None
+        error: OSError | None = None
+        for family, address in addresses:  # in resolver order, like `nc`; the first that connects wins
+            try:
+                sock = await connect(loop, family, address, self._reset)
+                break
+            except OSError as exc:
+                error = exc
+        connected = perf_counter()
+        phases = {"resolve": resolved - start, "connect": connected - resolved}
+        if sock is None:
+            return self._failed(error or OSError("no address to connect to"), phases=phases)
+        if self._ssl is None and not self._steps:
+            sock.close()
+            return ProbeResult(True, Reason.OK, phases=phases)
+        deadline = loop.time() + self._answer_within - (perf_counter() - start)
+        return await self._converse(sock, phases, deadline)
+
+    async def _converse(self, sock: socket.socket, phases: dict[str, float], deadline: float) -> ProbeResult:
+        """TLS and/or send/expect over asyncio streams (the rarer, talking kind of TCP probe)."""
+        writer: asyncio.StreamWriter | None = None
+        handed_over = False
+        tls = _TlsCapture()
+        result: dict[str, Any] = {"phases": phases, "values": {}, "info": {}, "facts": {}}  # ProbeResult fields
+        received = bytearray()  # read but not yet consumed by a match
+        waiting_for: re.Pattern[bytes] | None = None
+        try:
+            try:
+                started = perf_counter()
+                handed_over = True  # from here the loop owns the socket, and closes it if this fails
+                token = TLS_WATCHER.set(tls)
+                try:
+                    reader, writer = await asyncio.open_connection(
+                        sock=sock, ssl=self._ssl, server_hostname=self._server_hostname if self._ssl else None,
+                        limit=self._max_read)
+                finally:
+                    TLS_WATCHER.reset(token)
+                    if self._ssl is not None:
+                        phases["tls"] = perf_counter() - started
+                tls_problem = None
+                if tls.ssl_object is not None:
+                    tls_problem = self._inspect_tls(tls.ssl_object, True, result)
+                async with asyncio.timeout_at(deadline):
+                    for expect, send in self._steps:
+                        if expect is not None:
+                            waiting_for = expect
+                            await self._expect(reader, expect, received)
+                            waiting_for = None
+                        if send is not None:
+                            writer.write(send)
+                            await writer.drain()
+            except TimeoutError:
+                if waiting_for is not None and received:
+                    # The server answered, just not what was expected, and kept the connection
+                    # open (Redis, SMTP ...): that is a mismatch, and the answer is the clue.
+                    detail = f"no match for /{_text(waiting_for)}/ before the timeout; received {_show(received)}"
+                    return ProbeResult.fail(Reason.EXPECT_MISMATCH, redact(detail, self._secrets), **result)
+                return ProbeResult.fail(Reason.TIMEOUT, "no answer before the timeout", **result)
+            except _Mismatch as exc:
+                return ProbeResult.fail(Reason.EXPECT_MISMATCH, redact(str(exc), self._secrets), **result)
+            except OSError as exc:
+                if writer is None and tls.ssl_object is not None:  # the handshake failed
+                    self._inspect_tls(tls.ssl_object, False, result)
+                return self._failed(exc, **result)
+            if tls_problem is not None:
+                return ProbeResult.fail(tls_problem[0], redact(tls_problem[1], self._secrets), **result)
+            return ProbeResult(True, Reason.OK, **result)
+        finally:
+            if writer is not None:
+                if self._reset:
+                    writer.transport.abort()  # SO_LINGER 0 is set: the close sends RST
+                else:
+                    writer.close()  # not awaited: a slow TLS close_notify must not hold the attempt
+            elif not handed_over:
+                sock.close()
+
+    def _inspect_tls(self, ssl_object: ssl.SSLObject, verified: bool,
+                     result: dict[str, Any]) -> tuple[Reason, str] | None:
+        """THE place where the TLS connection is inspected (see HttpProbe._inspect_tls): add
+        certificate facts to result["values"/"info"/"facts"]; return (reason, detail) to fail."""
+        if ssl_object.version() is not None:  # None: the handshake did not finish
+            result["info"]["probe_tls_version_info"] = {"version": tls_version_name(ssl_object)}
+        return None
+
+    async def _expect(self, reader: asyncio.StreamReader, pattern: re.Pattern[bytes], received: bytearray) -> None:
+        """Reads until `pattern` matches; consumes `received` through the match (the rest is
+        left for the next step). Bounded by max_read_bytes."""
+        while True:
+            match = pattern.search(received)
+            if match is not None:
+                del received[:match.end()]
+                return
+            if len(received) >= self._max_read:
+                raise _Mismatch(f"no match for /{_text(pattern)}/ in the first {len(received)} bytes: "
+                                f"{_show(received)}")
+            chunk = await reader.read(self._max_read - len(received))
+            if not chunk:
+                raise _Mismatch(f"connection closed before /{_text(pattern)}/ matched; received "
+                                f"{len(received)} bytes: {_show(received)}")
+            received += chunk
+
+    def _failed(self, exc: BaseException, **result: Any) -> ProbeResult:
+        reason, detail = tls_or_transport(exc)
+        return ProbeResult.fail(reason, redact(detail, self._secrets), **result)
+
+
+def _text(pattern: re.Pattern[bytes]) -> str:
+    return pattern.pattern.decode(errors="replace")
+
+
+def _show(data: bytes | bytearray, limit: int = 64) -> str:
+    shown = bytes(data[:limit])
+    return repr(shown) + ("..." if len(data) > limit else "")
+
+
+class _TlsCapture:
+    """Receives the SSLObject of a handshake, also of one that fails (see _net.TimedSSLContext)."""
+
+    __slots__ = ("ssl_object",)
+
+    def __init__(self) -> None:
+        self.ssl_object: ssl.SSLObject | None = None
+
+    def tls_started(self, ssl_object: ssl.SSLObject) -> None:
+        self.ssl_object = ssl_object
+
+
+def _factory(spec: ProbeSpec, ctx: ProbeContext) -> TcpProbe:
+    return TcpProbe(spec, ctx)
+
+
+KIND = ProbeKind(
+    name="tcp",
+    config_cls=TcpSettings,
+    factory=_factory,
+    validate_target=validate_target,
+    describe=describe_connection,
+)
