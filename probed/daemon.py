@@ -9,13 +9,13 @@ changed ones and starts added ones, keeping the history (rings) of every probe t
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from probed import heap
 from probed.config import Config, ConfigError, ProbeSpec, load_config
 from probed.exposition import DEFAULT_WINDOWS, ExpositionView, ReloadStatus, refresh_percentiles
 from probed.probes import Probe, ProbeContext, get_kind
@@ -26,23 +26,6 @@ log = logging.getLogger("probed.daemon")
 
 SUMMARY_REFRESH_S = 5.0
 SUMMARY_SLICE_S = 0.002  # yield to the loop after this much percentile work
-GC_GEN0_THRESHOLD = 5000
-
-
-def settle_heap() -> None:
-    """Move everything built so far (config, rings, clients, botocore models) out of the GC's sight.
-
-    Those objects live as long as the config, yet CPython's full collections walk all of them:
-    with 1,000 HTTP probes at 3,000 attempts/s, generation-2 passes took 75-105 ms each and
-    pushed scheduler lateness p99 to 39 ms. After `gc.freeze()` (and a gen-0 threshold of 5,000
-    instead of 700, so the per-attempt garbage is swept less often) p99 fell to 3.5-5 ms and
-    CPU per probe by ~10% (bench.throughput --type http). Objects frozen here and dropped by a
-    later reload are still freed by reference counting; only cycles among them would linger.
-    """
-    gc.collect()
-    gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 @dataclass
@@ -76,10 +59,11 @@ class Daemon:
             config = await asyncio.to_thread(load_config, self.config_path)
         self.scheduler = Scheduler(config.scheduler.max_concurrency, self._clock)
         self.scheduler.start_lag_monitor()
-        await self._apply(config)
+        with heap.paused():  # see probed/heap.py: one collection at the end, not dozens meanwhile
+            await self._apply(config)
         self.reload_status = ReloadStatus(True, time.time())
         self._summarizer = asyncio.create_task(self._summarize(), name="summarizer")
-        settle_heap()
+        heap.settle()
         self.ready = True
         log.info("probed started with %d probes from %s", len(self.states), config.path)
 
@@ -106,8 +90,9 @@ class Daemon:
                 errors = [str(i) for i in exc.issues]
                 log.error("reload failed, keeping the running config: %s", "; ".join(errors))
                 return ReloadOutcome(False, errors)
-            outcome = await self._apply(config)
-            settle_heap()
+            with heap.paused():
+                outcome = await self._apply(config)
+            heap.settle()
             self.reload_status = ReloadStatus(True, time.time())
             log.info("reloaded %s: %d added, %d removed, %d changed, %d unchanged", config.path,
                      outcome.added, outcome.removed, outcome.changed, outcome.unchanged)

@@ -43,6 +43,8 @@ class ProbeState:
     percentiles: PercentileCache = field(default_factory=PercentileCache)
     aws_error_codes: dict[str, int] = field(default_factory=dict)
     """Failed AWS calls by AWS error code (a bounded set: AWS's own codes)."""
+    exposition_cache: object = None
+    """The exposition's rendered label set for this spec; it checks the spec it was made for."""
 
     @classmethod
     def new(cls, spec: ProbeSpec, secrets: frozenset[str] = frozenset()) -> ProbeState:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from probed import __version__
 from probed.daemon import Daemon
-from probed.exposition import CONTENT_TYPE, DEFAULT_WINDOWS, refresh_percentiles, render
+from probed.exposition import CONTENT_TYPE, DEFAULT_WINDOWS, refresh_percentiles, render_chunks
 from probed.redact import redact
 from probed.state import ProbeState
 
@@ -31,9 +31,14 @@ def make_app(daemon: Daemon) -> web.Application:
     return app
 
 
-async def metrics(request: web.Request) -> web.Response:
-    body = await render(request.app[DAEMON_KEY].view())
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+async def metrics(request: web.Request) -> web.StreamResponse:
+    # Rendered in slices and streamed: a 10,000-probe body never sits on the loop in one piece.
+    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    await response.prepare(request)
+    async for chunk in render_chunks(request.app[DAEMON_KEY].view()):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 async def healthy(request: web.Request) -> web.Response:

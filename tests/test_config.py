@@ -158,7 +158,7 @@ GOLDEN = [
             type: tcp
           target: oops
         """,
-        ["probes.yaml:4:3: YAML syntax: expected <block end>, but found '?'"],
+        ["probes.yaml:4:3: YAML syntax: did not find expected '-' indicator"],
         id="yaml-syntax",
     ),
     pytest.param(
