@@ -35,12 +35,20 @@ class Zone:
     records: tuple[str, ...] = ()
     """Zone-file lines: `name ttl IN type data`, e.g. `www.example.com. 300 IN A 192.0.2.10`."""
     rcode: str = "NOERROR"
+    authority: tuple[str, ...] = ()
+    """Zone-file lines for the authority section (the SOA of an NXDOMAIN or empty answer)."""
     truncate_udp: bool = False
     """Over UDP: TC set and no records; the full answer only over TCP."""
     silent: bool = False
     """Never answer (neither over UDP nor over TCP)."""
     stray_first: bool = False
     """Over UDP: send a datagram with the wrong query ID before the real answer."""
+    garbage_udp: bool = False
+    """Over UDP: answer with the query's ID followed by bytes that are not a DNS message."""
+    silent_tcp: bool = False
+    """Never answer over TCP (with `truncate_udp`: the retry gets no answer)."""
+    drip_tcp: bool = False
+    """Over TCP: send the answer one byte every 20 ms (a slow drip that outlasts any timeout)."""
 
 
 @dataclass
@@ -49,23 +57,31 @@ class DnsServer:
     port: int = 0
     queries: dict[str, int] = field(default_factory=lambda: {"udp": 0, "tcp": 0})
     last_query: dns.message.Message | None = None
+    last_zone: Zone | None = None
+    queried: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once a query has arrived (over either transport)."""
 
     def answer(self, wire: bytes, transport: str) -> list[bytes]:
         """The datagrams (or TCP messages) to send back for one query: none when silent."""
         query = dns.message.from_wire(wire)
         self.queries[transport] += 1
+        self.queried.set()
         self.last_query = query
         question = query.question[0]
         key = (question.name.to_text().rstrip(".").lower(), dns.rdatatype.to_text(question.rdtype))
         zone = self.table.get(key, Zone(rcode="NXDOMAIN"))
-        if zone.silent:
+        self.last_zone = zone
+        if zone.silent or (zone.silent_tcp and transport == "tcp"):
             return []
+        if zone.garbage_udp and transport == "udp":
+            return [wire[:2] + b"\x81\x80 this is not a DNS message"]
         response = dns.message.make_response(query)
         response.set_rcode(dns.rcode.from_text(zone.rcode))
         if zone.truncate_udp and transport == "udp":
             response.flags |= dns.flags.TC
         else:
             response.answer.extend(_rrsets(zone.records))
+            response.authority.extend(_rrsets(zone.authority))
         out = [response.to_wire(max_size=65535 if transport == "tcp" else 0)]  # 0: the query's EDNS size
         if zone.stray_first and transport == "udp":
             out.insert(0, struct.pack("!H", (query.id + 1) % 65536) + out[0][2:])
@@ -107,7 +123,14 @@ async def dns_server(table: Mapping[tuple[str, str], Zone]) -> AsyncIterator[Dns
             while True:
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 for message in server.answer(await reader.readexactly(length), "tcp"):
-                    writer.write(struct.pack("!H", len(message)) + message)
+                    framed = struct.pack("!H", len(message)) + message
+                    if server.last_zone is not None and server.last_zone.drip_tcp:
+                        for i in range(len(framed)):
+                            writer.write(framed[i:i + 1])
+                            await writer.drain()
+                            await asyncio.sleep(0.02)
+                    else:
+                        writer.write(framed)
                 await writer.drain()
         except (asyncio.IncompleteReadError, OSError):
             pass

@@ -13,9 +13,10 @@ import datetime as dt
 import socket
 import socketserver
 import ssl
+import struct
 import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,11 +58,17 @@ class ServerCert:
             key.write_bytes(self.key)
             ctx.load_cert_chain(cert, key)
 
-    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
-        """Files for a client certificate (`client_cert`, `client_key`)."""
+    def write(self, directory: Path, stem: str, passphrase: bytes | None = None) -> tuple[Path, Path]:
+        """Files for a client certificate (`client_cert`, `client_key`); the key encrypted with
+        `passphrase` when given."""
         cert, key = directory / f"{stem}.pem", directory / f"{stem}.key"
         cert.write_bytes(b"".join(self.chain))
-        key.write_bytes(self.key)
+        pem = self.key
+        if passphrase is not None:
+            private = serialization.load_pem_private_key(self.key, None)
+            pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.BestAvailableEncryption(passphrase))
+        key.write_bytes(pem)
         return cert, key
 
 
@@ -115,24 +122,31 @@ class Peer:
     first_accepted: threading.Event = field(default_factory=threading.Event)
     all_closed: threading.Event = field(default_factory=threading.Event)
     """Set whenever no connection is open (after the first)."""
+    released: threading.Event = field(default_factory=threading.Event)
+    """Set when the server stops: ends the waits of `hold_open` connections."""
 
 
 @contextlib.asynccontextmanager
 async def tls_server(cert: ServerCert, *, max_version: ssl.TLSVersion | None = None,
-                     client_ca: Path | None = None) -> AsyncIterator[Peer]:
+                     client_ca: Path | None = None, hold_open: bool = False,
+                     session_tickets: bool = True) -> AsyncIterator[Peer]:
     """A TLS server on 127.0.0.1 presenting `cert`.
 
-    After the handshake it waits for the client to close. With `client_ca` it requires a client
-    certificate issued under it (mutual TLS).
+    After the handshake it waits for the client to close; with `hold_open`, it ignores the
+    client altogether (close_notify, FIN) and keeps the connection until the server stops, as
+    some load balancers do. With `client_ca` it requires a client certificate issued under it
+    (mutual TLS). `session_tickets=False`: no TLS 1.3 session tickets after the handshake.
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.load_into(ctx)
     if max_version is not None:
         ctx.maximum_version = max_version
+    if not session_tickets:
+        ctx.num_tickets = 0
     if client_ca is not None:
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(cafile=str(client_ca))
-    async with _serve(ctx) as peer:
+    async with _serve(ctx, hold_open=hold_open) as peer:
         yield peer
 
 
@@ -144,7 +158,8 @@ async def silent_server() -> AsyncIterator[Peer]:
 
 
 @contextlib.asynccontextmanager
-async def _serve(ctx: ssl.SSLContext | None) -> AsyncIterator[Peer]:
+async def _serve(ctx: ssl.SSLContext | None, hold_open: bool = False,
+                 speak: Callable[[socket.socket, Peer], None] | None = None) -> AsyncIterator[Peer]:
     # Plain threads and blocking sockets, like most TLS servers: OpenSSL writes its alerts
     # straight to the socket (asyncio's SSL transport may close before flushing one, and the
     # alert is what tells a client *why*: protocol_version, certificate_required ...).
@@ -159,11 +174,16 @@ async def _serve(ctx: ssl.SSLContext | None) -> AsyncIterator[Peer]:
             try:
                 conn: socket.socket = self.request
                 conn.settimeout(10)
-                if ctx is None:
+                if speak is not None:
+                    speak(conn, peer)
+                elif ctx is None:
                     _drain(conn)
                 else:
                     with ctx.wrap_socket(conn, server_side=True) as tls:
-                        _drain(tls)
+                        if hold_open:
+                            peer.released.wait(10)
+                        else:
+                            _drain(tls)
             except OSError:  # failed handshakes included: ssl.SSLError is an OSError
                 pass
             finally:
@@ -179,9 +199,49 @@ async def _serve(ctx: ssl.SSLContext | None) -> AsyncIterator[Peer]:
     try:
         yield peer
     finally:
+        peer.released.set()
         await asyncio.to_thread(server.shutdown)
         server.server_close()
         thread.join()
+
+
+@contextlib.asynccontextmanager
+async def banner_server(data: bytes) -> AsyncIterator[Peer]:
+    """Sends `data` as soon as a client connects (an HTTP error, an SSH banner), then waits for
+    the client to close: a port where something other than TLS answers."""
+    def speak(conn: socket.socket, _peer: Peer) -> None:
+        conn.sendall(data)
+        _drain(conn)
+
+    async with _serve(None, speak=speak) as peer:
+        yield peer
+
+
+@contextlib.asynccontextmanager
+async def hanging_up_server(reset: bool) -> AsyncIterator[Peer]:
+    """Reads the client's first flight (its ClientHello), then hangs up: with a reset (RST, as an
+    IPS or a TLS terminator rejecting the SNI does) or an orderly FIN."""
+    def speak(conn: socket.socket, _peer: Peer) -> None:
+        conn.recv(65536)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+    async with _serve(None, speak=speak) as peer:
+        yield peer
+
+
+@contextlib.asynccontextmanager
+async def dripping_server(first: bytes, every_s: float = 0.01) -> AsyncIterator[Peer]:
+    """Sends `first`, then one byte (0x00) every `every_s` until the client goes: a peer that
+    looks like a TLS server starting its answer and never finishing it (a slow drip)."""
+    def speak(conn: socket.socket, peer: Peer) -> None:
+        conn.sendall(first)
+        while not peer.released.wait(every_s):
+            conn.sendall(b"\x00")  # raises once the client has gone: the connection ends
+
+    async with _serve(None, speak=speak) as peer:
+        yield peer
 
 
 def _drain(conn: socket.socket) -> None:

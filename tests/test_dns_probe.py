@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import struct
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from probed.attempt import run_attempt
 from probed.config import ConfigError, ProbeSpec, parse_config
+from probed.exposition import ExpositionView, ReloadStatus, render
 from probed.probes import ProbeContext, get_kind
 from probed.probes import dns as dns_probe
 from probed.result import ProbeResult, Reason
+from probed.scheduler import SchedulerStats
+from probed.state import ProbeState
 from tests.peers_dns import HOST, DnsServer, Zone, dns_server
 from tests.peers_tls import closed_port
 
@@ -41,9 +50,14 @@ TABLE = {
     ("private.example.com", "A"): Zone(rcode="REFUSED"),
     ("odd.example.com", "A"): Zone(rcode="NOTIMP"),
     ("empty.example.com", "A"): Zone(),
+    ("gone.example.com", "A"): Zone(rcode="NXDOMAIN", authority=(
+        "example.com. 900 IN SOA ns-1.awsdns-01.org. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400",)),
     ("big.example.com", "TXT"): Zone(truncate_udp=True, records=tuple(
         f'big.example.com. 120 IN TXT "record-{i:03d} {"x" * 60}"' for i in range(40))),
     ("slow.example.com", "A"): Zone(silent=True),
+    ("half.example.com", "TXT"): Zone(truncate_udp=True, silent_tcp=True),
+    ("junk.example.com", "A"): Zone(garbage_udp=True),
+    ("drip.example.com", "A"): Zone(drip_tcp=True, records=("drip.example.com. 60 IN A 192.0.2.50",)),
     ("stray.example.com", "A"): Zone(stray_first=True, records=("stray.example.com. 5 IN A 192.0.2.40",)),
     ("example.com", "MX"): Zone(records=("example.com. 3600 IN MX 10 inbound-smtp.eu-west-1.amazonaws.com.",)),
     ("example.com", "TXT"): Zone(records=('example.com. 3600 IN TXT "v=spf1 include:amazonses.com ~all"',)),
@@ -100,8 +114,10 @@ async def test_cname_to_an_unexpected_host_is_an_answer_mismatch(server: DnsServ
     result = await lookup("cdn.example.com", server, expect=[CLOUDFRONT])
 
     assert result.reason is Reason.DNS_ANSWER_MISMATCH
-    assert CLOUDFRONT in result.detail and "unexpected-alb-123" in result.detail
+    assert result.detail == (f'no answer matches "{CLOUDFRONT}"; got CNAME '
+                             "unexpected-alb-123.eu-west-1.elb.amazonaws.com., A 192.0.2.20")
     assert result.values["answer_rrs"] == 2
+    assert result.info == {"probed_dns_rcode_info": {"rcode": "NOERROR"}}
 
 
 @pytest.mark.parametrize("expected", [CLOUDFRONT, CLOUDFRONT.upper() + ".", r"d[0-9a-z]+\.cloudfront\.net"],
@@ -176,6 +192,7 @@ async def test_truncated_udp_answer_is_retried_over_tcp(server: DnsServer) -> No
     assert result.facts["transport"] == "tcp" and result.facts["truncated_udp"] is True
     assert set(result.phases) == {"udp", "tcp"}
     assert result.values["answer_rrs"] == 40
+    assert result.info == {"probed_dns_rcode_info": {"rcode": "NOERROR"}}
 
 
 async def test_transport_tcp_queries_over_tcp_only(server: DnsServer) -> None:
@@ -185,10 +202,54 @@ async def test_transport_tcp_queries_over_tcp_only(server: DnsServer) -> None:
     assert result.values["answer_rrs"] == 2
 
 
-async def test_server_that_never_answers_times_out(server: DnsServer) -> None:
+async def test_server_that_never_answers_times_out_naming_the_server(server: DnsServer) -> None:
     result = await lookup("slow.example.com", server, timeout="300ms")
+
     assert result.reason is Reason.TIMEOUT
-    assert server.queries["udp"] == 1
+    # The probe's own deadline (a tenth inside the timeout) ends it: the detail says who was silent.
+    assert result.detail == f"no answer from {HOST}:{server.port} over udp within 0.27s"
+    assert set(result.phases) == {"udp"}
+    assert result.values == {} and result.info == {}  # no answer: nothing to export
+    assert result.facts == {"server": f"{HOST}:{server.port}", "transport": "udp", "truncated_udp": False}
+    assert server.queries == {"udp": 1, "tcp": 0}  # one attempt, one query: no retransmission
+
+
+async def test_truncated_answer_whose_tcp_retry_goes_unanswered_times_out_over_tcp(server: DnsServer) -> None:
+    result = await lookup("half.example.com", server, timeout="300ms", type="TXT")
+
+    assert result.reason is Reason.TIMEOUT
+    assert result.detail == f"no answer from {HOST}:{server.port} over tcp within 0.27s"
+    assert set(result.phases) == {"udp", "tcp"}
+    assert result.facts["truncated_udp"] is True
+    assert server.queries == {"udp": 1, "tcp": 1}
+
+
+async def test_a_tcp_answer_dripping_byte_by_byte_ends_at_the_timeout(server: DnsServer) -> None:
+    spec = dns_spec("drip.example.com", server.port, timeout="300ms", transport="tcp")
+    probe = get_kind("dns").factory(spec, ProbeContext())
+    # probe() itself, not run_attempt: the probe's own deadline must end it, however the bytes trickle.
+    result = await asyncio.wait_for(probe.probe(), timeout=10)
+    assert result.reason is Reason.TIMEOUT
+    assert result.detail.endswith("over tcp within 0.27s")
+
+
+@pytest.mark.parametrize(("name", "transport"), [("slow.example.com", "udp"), ("drip.example.com", "tcp")])
+async def test_cancellation_is_never_swallowed(server: DnsServer, name: str, transport: str) -> None:
+    spec = dns_spec(name, server.port, timeout="5s", transport=transport)
+    task = asyncio.create_task(get_kind("dns").factory(spec, ProbeContext()).probe())
+    await asyncio.wait_for(server.queried.wait(), timeout=10)  # the query is out: the probe awaits the answer
+    assert server.queries[transport] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_garbage_with_the_query_id_is_a_protocol_error(server: DnsServer) -> None:
+    result = await lookup("junk.example.com", server)
+    assert result.reason is Reason.PROTOCOL_ERROR
+    assert result.detail.startswith("malformed DNS response")
+    assert result.detail.endswith(f"(from {HOST}:{server.port} over udp)")
+    assert result.values == {}
 
 
 async def test_datagram_with_another_query_id_is_ignored(server: DnsServer) -> None:
@@ -197,9 +258,13 @@ async def test_datagram_with_another_query_id_is_ignored(server: DnsServer) -> N
     assert result.facts["answers"][0]["data"] == "192.0.2.40"  # type: ignore[index]
 
 
-async def test_udp_to_a_closed_port_is_connection_refused() -> None:
-    result = await lookup("www.example.com", closed_port())
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_a_closed_port_is_connection_refused(transport: str) -> None:
+    port = closed_port()
+    result = await lookup("www.example.com", port, transport=transport)
     assert result.reason is Reason.CONNECTION_REFUSED
+    assert result.detail == f"connection refused ({HOST}:{port} over {transport})"
+    assert set(result.phases) == {transport}
 
 
 async def test_recursion_desired_false_clears_the_rd_flag(server: DnsServer) -> None:
@@ -210,13 +275,88 @@ async def test_recursion_desired_false_clears_the_rd_flag(server: DnsServer) -> 
 # --------------------------------------------------------------------------- presentation and config
 
 
-async def test_describe_prints_answers_with_ttls(server: DnsServer) -> None:
+async def test_describe_prints_answers_with_ttls_in_columns(server: DnsServer) -> None:
     result = await lookup("good-cdn.example.com", server)
-    assert get_kind("dns").describe(result) == [  # type: ignore[misc]
-        f"NOERROR from {HOST}:{server.port} over udp",
-        f"good-cdn.example.com.  60  CNAME  {CLOUDFRONT}.",
-        f"{CLOUDFRONT}.  60  A  192.0.2.30",
+    assert describe(result) == [
+        f"NOERROR from {HOST}:{server.port} over udp: 2 answers",
+        f"good-cdn.example.com.           60  CNAME  {CLOUDFRONT}.",
+        f"{CLOUDFRONT}.  60  A      192.0.2.30",
     ]
+
+
+async def test_describe_says_how_the_answer_came_and_caps_long_answers(server: DnsServer) -> None:
+    big = describe(await lookup("big.example.com", server, type="TXT"))
+    assert big[0] == f"NOERROR from {HOST}:{server.port} over udp (truncated), then tcp: 40 answers"
+    assert len(big) == 1 + 20 + 1
+    assert big[-1] == "... and 20 more (all of them with --json)"
+    nowhere = describe(await lookup("nowhere.example.com", server))
+    assert nowhere == [f"NXDOMAIN from {HOST}:{server.port} over udp: no answers"]
+    gone = await lookup("gone.example.com", server)
+    assert gone.reason is Reason.DNS_NXDOMAIN and gone.values["authority_rrs"] == 1
+    assert describe(gone) == [
+        f"NXDOMAIN from {HOST}:{server.port} over udp: no answers, 1 authority record",
+        "authority:",
+        "  example.com.  900  SOA  ns-1.awsdns-01.org. awsdns-hostmaster.amazon.com. 1 7200 900 1209600 86400",
+    ]
+    assert describe(await lookup("slow.example.com", server, timeout="300ms")) == []  # the detail says it all
+
+
+def describe(result: ProbeResult) -> list[str]:
+    kind_describe = get_kind("dns").describe
+    assert kind_describe is not None
+    return kind_describe(result)
+
+
+async def test_metrics_under_blackbox_and_probed_names(server: DnsServer) -> None:
+    states = []
+    for name in ("www.example.com", "nowhere.example.com"):
+        state = ProbeState.new(dataclasses.replace(dns_spec(name, server.port), name=name.split(".")[0]))
+        state.record(await lookup(name, server), ts=time.time())
+        states.append(state)
+    text = await render(ExpositionView(states, {}, SchedulerStats(), ReloadStatus(True, time.time())))
+    fams: dict[str, dict[str, tuple[dict[str, str], float]]] = {}
+    for fam in text_string_to_metric_families(text.decode()):
+        for sample in fam.samples:
+            if "probe" in sample.labels:
+                fams.setdefault(sample.name, {})[sample.labels["probe"]] = (sample.labels, sample.value)
+
+    assert fams["probe_dns_answer_rrs"]["www"][1] == 2
+    assert fams["probe_dns_answer_rrs"]["nowhere"][1] == 0
+    assert 0 < fams["probe_dns_lookup_time_seconds"]["www"][1] < 2
+    assert fams["probed_dns_rcode_info"]["www"] == ({"probe": "www", "type": "dns", "rcode": "NOERROR"}, 1)
+    assert fams["probed_dns_rcode_info"]["nowhere"][0]["rcode"] == "NXDOMAIN"
+    assert fams["probe_success"]["nowhere"][1] == 0
+
+
+async def test_probed_once_prints_the_answers_with_ttls_and_json_carries_them(
+        server: DnsServer, tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text(yaml.safe_dump({"probes": [
+        {"name": "www", "type": "dns", "target": "www.example.com", "dns": {"server": f"{HOST}:{server.port}"}},
+        {"name": "gone", "type": "dns", "target": "nowhere.example.com",
+         "dns": {"server": f"{HOST}:{server.port}"}},
+    ]}))
+    outputs = []
+    for args in ((), ("--json",)):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "probed.cli", "once", "--config", str(config), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 1, stderr.decode()  # `gone` fails
+        outputs.append(stdout.decode())
+    human, text = outputs
+
+    lines = human.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith("www "))
+    assert lines[row + 1] == f"    NOERROR from {HOST}:{server.port} over udp: 2 answers"
+    assert {lines[row + 2], lines[row + 3]} == {"    www.example.com.  300  A  192.0.2.10",
+                                                "    www.example.com.  300  A  192.0.2.11"}
+    gone = next(line for line in lines if line.startswith("gone "))
+    assert "dns_nxdomain" in gone and f"NXDOMAIN from {HOST}:{server.port} (valid: NOERROR)" in gone
+    results = {r["name"]: r for r in map(json.loads, text.splitlines())}
+    assert results["www"]["values"]["answer_rrs"] == 2
+    assert {a["ttl"] for a in results["www"]["facts"]["answers"]} == {300}
+    assert results["gone"]["facts"]["rcode"] == "NXDOMAIN"
 
 
 def test_default_server_is_the_first_nameserver_of_resolv_conf(
@@ -265,7 +405,7 @@ def _response(*records: str, rcode: int = 0, ext_rcode: int = 0) -> tuple[bytes,
     first = records[0].split()
     query = dns.message.make_query(first[0], first[3], use_edns=0)
     response = dns.message.make_response(query)
-    response.set_rcode(rcode | ext_rcode << 4)
+    response.set_rcode(dns.rcode.Rcode.make(rcode | ext_rcode << 4))
     for line in records:
         name, ttl, _in, rtype, data = line.split(None, 4)
         response.answer.append(dns.rrset.from_text(name, int(ttl), "IN", rtype, data))
@@ -324,6 +464,14 @@ def test_wire_reader_rejects_malformed_responses(mangle: Any, message: str) -> N
     assert wire[ANSWER:ANSWER + 2] == b"\xc0\x0c"
     with pytest.raises(dns_probe._Protocol, match=message):
         dns_probe.parse_response(mangle(wire), question)
+
+
+def test_wire_reader_ignores_a_questionless_noerror_but_rejects_a_garbage_question_count() -> None:
+    wire, question = _response("a.example. 60 IN A 192.0.2.1")
+    questionless = wire[:4] + bytes(8)  # the header alone: no question, no records
+    assert dns_probe.parse_response(questionless, question) is None  # well-formed, answers nothing we asked
+    with pytest.raises(dns_probe._Protocol):
+        dns_probe.parse_response(wire[:4] + b"\x20\x74" + wire[6:], question)  # 8308 questions
 
 
 def test_truncated_response_cut_mid_record_still_says_truncated() -> None:

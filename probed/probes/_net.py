@@ -63,8 +63,27 @@ class TlsOptions:
                 raise FieldError(name, f"cannot read {path}")
         try:
             client_context(self)
+        except EncryptedKeyError as exc:
+            raise FieldError("key_file" if self.key_file else "cert_file", str(exc)) from None
         except (ssl.SSLError, OSError) as exc:
             raise FieldError("ca_file" if self.ca_file else "cert_file", f"unusable TLS file: {exc}") from None
+
+
+class EncryptedKeyError(ValueError):
+    """A client key protected by a passphrase, which probed has no way to ask for."""
+
+
+def refuse_passphrase() -> bytes:
+    """The `password` callback of every `load_cert_chain()`.
+
+    Without a callback, OpenSSL asks for the passphrase of an encrypted key on the terminal
+    (`Enter PEM pass phrase:`), which blocks `probed run` started from a shell, and fails with
+    a bare "[Errno 22] Invalid argument" without one. Like blackbox_exporter, probed takes
+    unencrypted keys only: a passphrase in probes.yaml would guard the key no better than the
+    file's permissions do.
+    """
+    raise EncryptedKeyError("the private key is encrypted (passphrase-protected); probed needs an unencrypted "
+                            "key file (e.g. `openssl pkey -in key.pem -out plain.pem`), readable only by probed")
 
 
 class TlsWatcher(Protocol):
@@ -122,7 +141,7 @@ def _cached_context(options: TlsOptions, _mtimes: tuple[int, ...]) -> TimedSSLCo
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if options.cert_file:
-        ctx.load_cert_chain(options.cert_file, options.key_file)
+        ctx.load_cert_chain(options.cert_file, options.key_file, password=refuse_passphrase)
     if options.insecure_skip_verify:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -148,15 +167,32 @@ def tls_or_transport(exc: BaseException) -> tuple[Reason, str]:
 
 
 def describe_connection(result: ProbeResult) -> list[str]:
-    """`probed once` lines shared by http and tcp: the phases, like `curl -w`, and TLS."""
+    """`probed once` lines shared by http and tcp: the phases, like `curl -w`, and TLS (for
+    https, the certificate chain, from certs.py)."""
     lines = []
     if result.phases:
         shown = (f"{name} {seconds * 1000:.2f} ms" for name, seconds in result.phases.items())
         lines.append("phases: " + ", ".join(shown))
+    if "tls" in result.facts:
+        # An https target: the chain with expiry dates and days left, as for `type: tls`.
+        from probed.probes.certs import describe_tls  # certs.py imports this module
+
+        lines.extend(describe_tls(result))
+        return lines
     tls = result.info.get("probe_tls_version_info")
     if tls:
         lines.append(f"tls: {tls.get('version', '?')}")
     return lines
+
+
+DEADLINE_MARGIN_S = 0.5
+
+
+def own_deadline(timeout_s: float) -> float:
+    """The deadline a probe sets itself, a little (a tenth, at most 0.5 s) inside the timeout
+    the scheduler enforces: the probe then reports its own timeout, saying where the attempt
+    stopped and with what it knows, rather than being cancelled with nothing to say."""
+    return timeout_s - min(DEADLINE_MARGIN_S, timeout_s / 10)
 
 
 def split_host_port(target: str) -> tuple[str, int]:

@@ -224,7 +224,7 @@ def judge(report: ChainReport, now: float, min_days_remaining: float,
                                          f"(in {_ago(cert.not_before - now)})")
     if verify_error is not None:
         reason = classify_cert_error(verify_error)
-        detail = f"certificate verify failed: {verify_error.verify_message or verify_error.reason}"
+        detail = f"certificate verify failed: {_verify_message(verify_error)}"
         if reason is Reason.CERT_UNTRUSTED and len(report.presented) == 1 and report.leaf is not None \
                 and report.leaf.subject != report.leaf.issuer:
             detail += " (the server sent no intermediate certificate)"
@@ -260,7 +260,7 @@ def classify_tls_error(exc: BaseException) -> tuple[Reason, str]:
     TLS, not an old protocol version.
     """
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return classify_cert_error(exc), f"certificate verify failed: {exc.verify_message or exc.reason}"
+        return classify_cert_error(exc), f"certificate verify failed: {_verify_message(exc)}"
     if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
         return Reason.TLS_HANDSHAKE, "TLS: the server closed the connection during the handshake"
     if isinstance(exc, ssl.SSLError):
@@ -349,6 +349,11 @@ def describe_tls(result: ProbeResult) -> list[str]:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _verify_message(exc: ssl.SSLCertVerificationError) -> str:
+    # OpenSSL's host name message ends with a full stop; the detail may go on after it.
+    return str(exc.verify_message or exc.reason or exc).rstrip(".")
 
 
 def _name(cert: Certificate) -> str:

@@ -51,6 +51,7 @@ import dns.reversename
 
 from probed.config import FieldError, ProbeSpec, Regex
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
+from probed.probes._net import own_deadline
 from probed.probes.errors import classify
 from probed.result import ProbeResult, Reason
 
@@ -280,7 +281,9 @@ def _read(wire: bytes, question: bytes) -> Response | None:
             return None
         offset = end
     elif not (qdcount == 0 and rcode in _QUESTIONLESS_RCODES):
-        return None
+        # Rare: dnspython's parser tells a well-formed answer to another question (ignored)
+        # from bytes that are no DNS message at all (protocol_error).
+        raise ValueError("unexpected question count")
     answers, offset = _records(wire, offset, ancount)
     authority, offset = _records(wire, offset, nscount)
     additional = 0
@@ -416,6 +419,7 @@ class DnsProbe:
         self._wire = query.to_wire()  # a random ID is patched in per query
         self._question = qname.to_digestable() + struct.pack("!HH", self._rdtype, dns.rdataclass.IN)
         self._valid = frozenset(dns.rcode.from_text(r) for r in cfg.valid_rcodes)
+        self._budget_s = own_deadline(spec.timeout)
 
     async def aclose(self) -> None:
         return None
@@ -423,20 +427,35 @@ class DnsProbe:
     async def probe(self) -> ProbeResult:
         loop = asyncio.get_running_loop()
         phases: dict[str, float] = {}
-        start = time.perf_counter()
+        start = phase_start = time.perf_counter()
+        phase = self._cfg.transport
         try:
-            if self._cfg.transport == "udp":
-                response = await self._udp(loop)
-                phases["udp"] = time.perf_counter() - start
-            if self._cfg.transport == "tcp" or response.truncated:
-                tcp_start = time.perf_counter()
-                response = await self._tcp(loop)
-                phases["tcp"] = time.perf_counter() - tcp_start
+            async with asyncio.timeout(self._budget_s):
+                if phase == "udp":
+                    response = await self._udp(loop)
+                    phases["udp"] = time.perf_counter() - start
+                    if response.truncated:
+                        phase, phase_start = "tcp", time.perf_counter()
+                if phase == "tcp":
+                    response = await self._tcp(loop)
+                    phases["tcp"] = time.perf_counter() - phase_start
+        except TimeoutError:
+            return self._failed(Reason.TIMEOUT, f"no answer from {self._server_text} over {phase} "
+                                f"within {self._budget_s:g}s", phases, phase, phase_start)
         except _Protocol as exc:
-            return ProbeResult.fail(Reason.PROTOCOL_ERROR, str(exc), phases=phases)
+            return self._failed(Reason.PROTOCOL_ERROR, f"{exc} (from {self._server_text} over {phase})",
+                                phases, phase, phase_start)
         except OSError as exc:
-            return ProbeResult.fail(*classify(exc), phases=phases)
+            reason, detail = classify(exc)
+            return self._failed(reason, f"{detail} ({self._server_text} over {phase})", phases, phase, phase_start)
         return self._judge(response, time.perf_counter() - start, phases)
+
+    def _failed(self, reason: Reason, detail: str, phases: dict[str, float], phase: str,
+                phase_start: float) -> ProbeResult:
+        """No usable answer: the time spent in the transport it stopped in, and where it asked."""
+        phases.setdefault(phase, time.perf_counter() - phase_start)
+        facts = {"server": self._server_text, "transport": phase, "truncated_udp": "udp" in phases and phase == "tcp"}
+        return ProbeResult.fail(reason, detail, phases=phases, facts=facts)
 
     # -- the exchange
 
@@ -547,19 +566,47 @@ def _shown(answers: Sequence[Record]) -> str:
 
 
 def describe(result: ProbeResult) -> list[str]:
-    """`probed once` lines: the answers with their TTLs, as dig prints them."""
+    """`probed once` lines: the status, then the answers with their TTLs in columns, as dig
+    prints them (at most _MAX_DESCRIBED_RECORDS per section; `--json` has them all)."""
     facts = result.facts
     if "rcode" not in facts:
-        return []
+        return []  # no answer: the detail says from where and over what
     via = str(facts.get("transport"))
     if facts.get("truncated_udp"):
         via = "udp (truncated), then tcp"
-    lines = [f"{facts['rcode']} from {facts.get('server')} over {via}"]
-    for section in ("answers", "authority"):
-        records = facts.get(section)
-        for record in records if isinstance(records, list) else ():
-            prefix = "" if section == "answers" else "authority: "
-            lines.append(f"{prefix}{record['name']}  {record['ttl']}  {record['type']}  {record['data']}")
+    answers = _records_of(facts.get("answers"))
+    authority = _records_of(facts.get("authority"))
+    status = f"{facts['rcode']} from {facts.get('server')} over {via}: {_count(len(answers), 'answer')}"
+    if authority:
+        status += f", {_count(len(authority), 'authority record')}"
+    lines = [status]
+    lines.extend(_columns(answers))
+    if authority:
+        lines.append("authority:")
+        lines.extend("  " + line for line in _columns(authority))
+    return lines
+
+
+_MAX_DESCRIBED_RECORDS = 20
+
+
+def _records_of(section: object) -> list[dict[str, object]]:
+    return [r for r in section if isinstance(r, dict)] if isinstance(section, list) else []
+
+
+def _count(n: int, noun: str) -> str:
+    return f"no {noun}s" if n == 0 else f"1 {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _columns(records: list[dict[str, object]]) -> list[str]:
+    shown = [(str(r.get("name")), str(r.get("ttl")), str(r.get("type")), str(r.get("data")))
+             for r in records[:_MAX_DESCRIBED_RECORDS]]
+    if not shown:
+        return []
+    name_w, ttl_w, type_w = (max(len(row[i]) for row in shown) for i in range(3))
+    lines = [f"{name:<{name_w}}  {ttl:>{ttl_w}}  {rtype:<{type_w}}  {data}" for name, ttl, rtype, data in shown]
+    if len(records) > len(shown):
+        lines.append(f"... and {len(records) - len(shown)} more (all of them with --json)")
     return lines
 
 

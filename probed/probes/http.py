@@ -202,23 +202,25 @@ class HttpProbe:
         return ssl_object
 
     def _inspect_tls(self, ssl_object: ssl.SSLObject, verified: bool, values: dict[str, float],
-                     info: dict[str, dict[str, str]], facts: dict[str, object]) -> tuple[Reason, str] | None:
+                     info: dict[str, dict[str, str]], facts: dict[str, object],
+                     verify_error: ssl.SSLCertVerificationError | None = None) -> tuple[Reason, str] | None:
         """THE place where an attempt's TLS connection is inspected, once per attempt.
 
         `ssl_object` is the final response's connection (`verified`), or the connection whose
-        handshake failed (not `verified`: the attempt already fails for its certificate, and the
-        presented chain is still readable). Certificate metrics belong here, computed by
-        probed/probes/certs.py: add them to `values`/`info`/`facts`, and return a (reason,
-        detail) to fail an otherwise good attempt (an expiring certificate), or None.
+        handshake failed (not `verified`: the presented chain is still readable, and with the
+        `verify_error` certs.judge() names the failure exactly as `type: tls` does, e.g. an
+        expired self-signed certificate is `cert_expired`, not OpenSSL's first complaint).
+        Certificate metrics belong here, computed by probed/probes/certs.py: add them to
+        `values`/`info`/`facts`, and return a (reason, detail) to fail the attempt, or None.
         """
         now = time.time()
         report = read_chain(ssl_object, verified=verified and self._ssl.verify_mode == ssl.CERT_REQUIRED)
         values.update(cert_values(report, now))
         info.update(cert_info(report))
         facts["tls"] = chain_facts(report, now)
-        if not verified:
+        if not verified and verify_error is None:
             return None
-        reason, detail = judge(report, now, DEFAULT_MIN_DAYS_REMAINING)
+        reason, detail = judge(report, now, DEFAULT_MIN_DAYS_REMAINING, verify_error)
         return None if reason is Reason.OK else (reason, detail)
 
     def _check_headers(self, headers: CIMultiDictProxy[str]) -> str:
@@ -267,7 +269,11 @@ class HttpProbe:
         info: dict[str, dict[str, str]] = {}
         facts: dict[str, object] = {}
         if timing.ssl_object is not None and reason in _TLS_REASONS:
-            self._inspect_tls(timing.ssl_object, False, values, info, facts)
+            verify_error = exc.certificate_error if isinstance(exc, aiohttp.ClientConnectorCertificateError) else None
+            judged = self._inspect_tls(timing.ssl_object, False, values, info, facts,
+                                       verify_error if isinstance(verify_error, ssl.SSLCertVerificationError) else None)
+            if judged is not None:
+                reason, detail = judged
         return ProbeResult.fail(reason, redact(detail, self._secrets), phases=phases, values=values, info=info,
                                 facts=facts)
 

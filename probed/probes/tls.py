@@ -34,7 +34,7 @@ from typing import Any, Literal, cast
 
 from probed.config import FieldError, ProbeSpec
 from probed.probes import ProbeContext, ProbeKind
-from probed.probes._net import is_ip_literal, split_host_port
+from probed.probes._net import EncryptedKeyError, is_ip_literal, own_deadline, refuse_passphrase, split_host_port
 from probed.probes.certs import (
     CERT_ALIASES,
     DEFAULT_MIN_DAYS_REMAINING,
@@ -53,9 +53,6 @@ from probed.result import ProbeResult, Reason
 MinVersion = Literal["TLS1.2", "TLS1.3"]
 _MIN_VERSIONS = {"TLS1.2": ssl.TLSVersion.TLSv1_2, "TLS1.3": ssl.TLSVersion.TLSv1_3}
 _READ_BYTES = 65536
-_DEADLINE_MARGIN_S = 0.5
-"""The probe's own deadline ends this much (at most a tenth of the timeout) before the
-scheduler's, so the probe, not the cancellation, reports the timeout."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,8 @@ class TlsProbeConfig:
         # probe that fails at 3 am.
         try:
             client_context(self)
+        except EncryptedKeyError as exc:
+            raise FieldError("client_key" if self.client_key else "client_cert", str(exc)) from None
         except (ssl.SSLError, OSError) as exc:
             raise FieldError("client_cert" if self.client_cert else "ca_file", f"unusable TLS file: {exc}") from None
 
@@ -119,7 +118,7 @@ def _context(key: tuple[Any, ...], _mtimes: tuple[int, ...]) -> ssl.SSLContext:
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
     if client_cert:
-        ctx.load_cert_chain(client_cert, client_key)
+        ctx.load_cert_chain(client_cert, client_key, password=refuse_passphrase)
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -141,15 +140,33 @@ class _Failed(Exception):
         self.reason, self.detail = reason, detail
 
 
+@dataclass
+class _Progress:
+    """How far an attempt got, so that a failure still reports the time spent in the phase it
+    stopped in (a refused connect its `connect` time), and a timeout says where it stopped."""
+
+    phase: str = "connect"
+    since: float = 0.0
+    client: _TlsClient | None = None
+
+    def enter(self, phase: str, since: float) -> None:
+        self.phase, self.since = phase, since
+
+    def stopped(self, phases: dict[str, float]) -> None:
+        if self.phase not in phases:
+            phases[self.phase] = time.perf_counter() - self.since
+
+
 class TlsProbe:
     def __init__(self, spec: ProbeSpec, cfg: TlsProbeConfig) -> None:
+        self._target = spec.target
         self._host, self._port = split_host_port(spec.target)
         self._server_name = cfg.server_name or self._host
         self._context = client_context(cfg)
         self._verify = not cfg.insecure_skip_verify
         self._mutual = cfg.client_cert is not None
         self._min_days = cfg.min_days_remaining
-        self._budget_s = spec.timeout - min(_DEADLINE_MARGIN_S, spec.timeout / 10)
+        self._budget_s = own_deadline(spec.timeout)
         # An IP target needs no resolution: its address is fixed for the probe's life.
         self._addresses: list[tuple[socket.AddressFamily, str]] | None = None
         if is_ip_literal(self._host):
@@ -163,15 +180,18 @@ class TlsProbe:
 
     async def probe(self) -> ProbeResult:
         phases: dict[str, float] = {}
+        progress = _Progress()
         try:
             async with asyncio.timeout(self._budget_s):
-                report, verify_error = await self._attempt(phases)
+                report, verify_error = await self._attempt(phases, progress)
         except TimeoutError:
-            stage = "TLS handshake" if "connect" in phases else "connect"
-            return self._without_chain(Reason.TIMEOUT, f"{stage} not done within {self._budget_s:g}s", phases)
+            progress.stopped(phases)
+            return self._without_chain(Reason.TIMEOUT, self._timeout_detail(progress), phases)
         except _Failed as exc:
+            progress.stopped(phases)
             return self._without_chain(exc.reason, exc.detail, phases)
         except OSError as exc:
+            progress.stopped(phases)
             return self._without_chain(*classify(exc), phases)
         now = time.time()
         self._last = (report, now)
@@ -183,6 +203,22 @@ class TlsProbe:
         if reason is Reason.OK:
             return ProbeResult.ok(**result)
         return ProbeResult.fail(reason, detail, **result)
+
+    def _timeout_detail(self, progress: _Progress) -> str:
+        """Where the attempt stood when its time ran out: what an operator would try next."""
+        within = f"within {self._budget_s:g}s"
+        client = progress.client
+        if progress.phase == "resolve":
+            return f"{self._host} not resolved {within}"
+        if progress.phase == "connect" or client is None:
+            return f"TCP connection to {self._target} not made {within}"
+        if client.verdict_pending:
+            return (f"TLS handshake done, but the server neither accepted nor rejected the client certificate "
+                    f"{within} (no session ticket, no close)")
+        if client.received == 0:
+            return (f"connected, but no TLS handshake {within}: the server sent nothing "
+                    "(not a TLS server, or stalled)")
+        return f"TLS handshake not done {within} (the server sent {client.received} bytes, then stalled)"
 
     def _without_chain(self, reason: Reason, detail: str, phases: dict[str, float]) -> ProbeResult:
         """A failure that read no chain: carry the last known expiry (not the version or cipher)."""
@@ -196,11 +232,13 @@ class TlsProbe:
                             "last_known_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(read_at))}
         return ProbeResult.fail(reason, detail, phases=phases, values=values, facts=facts)
 
-    async def _attempt(self, phases: dict[str, float]) -> tuple[ChainReport, ssl.SSLCertVerificationError | None]:
+    async def _attempt(self, phases: dict[str, float],
+                       progress: _Progress) -> tuple[ChainReport, ssl.SSLCertVerificationError | None]:
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         addresses = self._addresses
         if addresses is None:
+            progress.enter("resolve", start)
             infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
             addresses = [(family, str(addr[0])) for family, _, _, _, addr in infos]
             phases["resolve"] = time.perf_counter() - start
@@ -208,15 +246,28 @@ class TlsProbe:
         client = _TlsClient(self._context.wrap_bio(incoming, outgoing, server_hostname=self._server_name),
                             incoming, outgoing, loop)
         began = time.perf_counter()
-        transport = await self._connect(loop, client, addresses)
+        progress.enter("connect", began)
+        try:
+            transport = await self._connect(loop, client, addresses)
+        except ConnectionError as exc:
+            if not client.connected_at:
+                raise
+            # Connected, then broken before create_connection() returned: a handshake failure.
+            phases["connect"] = client.connected_at - began
+            progress.enter("tls", client.connected_at)
+            raise _Failed(*_broken_handshake(exc)) from None
         try:
             phases["connect"] = client.connected_at - began
+            progress.enter("tls", client.connected_at)
+            progress.client = client
             error = await client.handshake
             verify_error: ssl.SSLCertVerificationError | None = None
             if isinstance(error, ssl.SSLCertVerificationError):
                 verify_error = error
             elif isinstance(error, ssl.SSLError):
                 raise _Failed(*classify_tls_error(error))
+            elif isinstance(error, ConnectionError):
+                raise _Failed(*_broken_handshake(error))
             elif error is not None:
                 raise error
             elif self._mutual and client.tls.version() == "TLSv1.3":
@@ -237,6 +288,8 @@ class TlsProbe:
             try:
                 transport, _ = await loop.create_connection(lambda: client, host, self._port, family=family)
             except OSError as exc:
+                if client.connected_at:
+                    raise  # this address answered, then broke the connection: no other to try
                 error = error or exc
                 continue
             return transport
@@ -264,6 +317,10 @@ class _TlsClient(asyncio.Protocol):
         self._closed: asyncio.Future[BaseException | None] = loop.create_future()
         self._transport: asyncio.Transport | None = None
         self.connected_at = 0.0
+        self.received = 0
+        """Bytes the server sent (for the timeout's detail: silent, or stalled mid-handshake)."""
+        self.verdict_pending = False
+        """Mutual TLS 1.3: handshake done, waiting for the server's verdict on our certificate."""
 
     # -- asyncio.Protocol
 
@@ -273,6 +330,7 @@ class _TlsClient(asyncio.Protocol):
         self._advance()
 
     def data_received(self, data: bytes) -> None:
+        self.received += len(data)
         self._incoming.write(data)
         self._advance()
 
@@ -284,8 +342,7 @@ class _TlsClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.handshake.done():
             self.handshake.set_result(exc or ConnectionResetError("the server closed the connection"))
-        if not self._closed.done():
-            self._closed.set_result(exc if isinstance(exc, ConnectionResetError) else None)
+        self._verdict(exc if isinstance(exc, ConnectionResetError) else None)
 
     # -- the handshake and after
 
@@ -301,12 +358,20 @@ class _TlsClient(asyncio.Protocol):
 
         In TLS 1.3 the client's handshake is complete before the server has checked the client
         certificate: the server's verdict is its next record, session tickets (accepted) or an
-        alert. close_notify makes even a server that would send nothing close promptly. A reset
+        alert. A ticket ends the wait at once (a server sends one only once it has accepted the
+        client's certificate); close_notify makes a server that sends none close promptly. A reset
         instead of an orderly close means the server closed with our close_notify unread, having
         given up on us; the kernel may then discard the alert it sent, so the reset is the verdict.
         """
+        self.verdict_pending = True
         self.close_notify()
+        self._after_handshake()  # the tickets may have come with the server's last flight
         return await self._closed
+
+    def _verdict(self, rejected: BaseException | None) -> None:
+        self.verdict_pending = False
+        if not self._closed.done():
+            self._closed.set_result(rejected)
 
     def _advance(self) -> None:
         if self.handshake.done():
@@ -327,16 +392,29 @@ class _TlsClient(asyncio.Protocol):
             while self.tls.read(_READ_BYTES):
                 pass  # application data is not our business
         except ssl.SSLWantReadError:
-            pass
+            if self.verdict_pending and _has_ticket(self.tls):
+                self._verdict(None)
         except ssl.SSLError as exc:
-            rejected = exc if "ALERT" in (exc.reason or "") else None
-            if not self._closed.done():
-                self._closed.set_result(rejected)
+            self._verdict(exc if "ALERT" in (exc.reason or "") else None)
 
     def _flush(self) -> None:
         data = self._outgoing.read()
         if data and self._transport is not None:
             self._transport.write(data)
+
+
+def _has_ticket(tls: ssl.SSLObject) -> bool:
+    session = tls.session
+    return session is not None and session.has_ticket
+
+
+def _broken_handshake(exc: ConnectionError) -> tuple[Reason, str]:
+    """The connection was made, then reset (or broken) before the handshake finished: the TCP
+    side worked, the TLS side did not (an SNI the server rejects, an IPS, an overloaded TLS
+    terminator), so it is `tls_handshake`, as a FIN at that point is."""
+    if isinstance(exc, ConnectionResetError):
+        return Reason.TLS_HANDSHAKE, "TLS: the server reset the connection during the handshake"
+    return Reason.TLS_HANDSHAKE, f"TLS: the connection broke during the handshake ({exc.strerror or exc})"
 
 
 def _rejected(exc: BaseException) -> tuple[Reason, str]:
