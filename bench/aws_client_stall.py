@@ -19,6 +19,10 @@ have suffered. Each scenario runs in a fresh process, so botocore's caches start
   region or identity), through the pool: the cost of every client after the first.
 - `pool_startup`: ClientPool leases for every check's service at once, as the daemon's start-up
   (or a reload adding them all) does.
+- `pool_startup_paused`: the same inside `probed.heap.paused()`, awaiting `ClientPool.ready()`
+  before `heap.settle()` (reported separately): what start-up would cost if the daemon waited for
+  the clients inside its paused block, so that the models are parsed without collections and
+  frozen with the rest of the heap.
 - `hot_path`: the per-attempt cost of getting the client from the pool once it exists.
 
 No network is touched: credentials are fake static keys and no call is made. Prints one JSON
@@ -44,7 +48,7 @@ from typing import Any
 SERVICES = ("ecs", "elbv2", "rds", "s3", "sts", "cloudfront", "ec2", "cloudwatch", "acm", "sns", "secretsmanager",
             "ecr", "elasticache")
 SCENARIOS = ("lazy_first_client", "warmup_first_client", "pool_first_client", "pool_first_client_gc_frozen",
-             "later_client", "pool_startup", "hot_path")
+             "later_client", "pool_startup", "pool_startup_paused", "hot_path")
 TICK_S = 0.001
 
 
@@ -127,6 +131,24 @@ async def scenario(name: str) -> dict[str, Any]:
             await asyncio.gather(*(lease.client() for lease in leases))
 
         per_service["all"] = await measure(start_all)
+        await pool.aclose()
+    elif name == "pool_startup_paused":
+        from probed import heap
+
+        pool = ClientPool()
+        keys = [ClientKey(Identity(), service, "us-east-1", None, 10.0) for service in SERVICES]
+
+        async def start_paused() -> None:
+            with heap.paused():
+                for key in keys:
+                    pool.lease(key)
+                await pool.ready()
+
+        async def settle() -> None:
+            heap.settle()
+
+        per_service["ready"] = await measure(start_paused)
+        per_service["settle"] = await measure(settle)
         await pool.aclose()
     elif name == "hot_path":
         pool = ClientPool()

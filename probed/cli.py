@@ -157,7 +157,7 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
 # Series per probe that every type has (info, interval, totals, skips, histogram, percentiles,
 # success, duration, last run), plus a per-type allowance for phases and values.
 BASE_SERIES = 1 + 1 + 2 + 2 + 21 + 12 + 3
-TYPE_SERIES = {"http": 16, "tcp": 6, "tls": 14, "dns": 8, "postgres": 12, "mysql": 12, "redis": 12, "aws": 8}
+TYPE_SERIES = {"http": 20, "tcp": 3, "tls": 14, "dns": 8, "postgres": 12, "mysql": 12, "redis": 12, "aws": 8}
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -197,7 +197,7 @@ def _aws_lines(specs: list[ProbeSpec]) -> list[str]:
     lines = []
     for service, n in sorted(calls.items()):
         warn = f"  WARNING: above {budget:g}/min; this shares {service}'s API rate limit" if n > budget else ""
-        lines.append(f"aws: {service}: {n:g} API calls per minute{warn}")
+        lines.append(f"aws: {service}: {n:.3g} API calls per minute{warn}")
     return lines
 
 

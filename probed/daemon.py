@@ -26,6 +26,7 @@ log = logging.getLogger("probed.daemon")
 
 SUMMARY_REFRESH_S = 5.0
 SUMMARY_SLICE_S = 0.002  # yield to the loop after this much percentile work
+SHARED_READY_S = 5.0
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Daemon:
         self.scheduler.start_lag_monitor()
         with heap.paused():  # see probed/heap.py: one collection at the end, not dozens meanwhile
             await self._apply(config)
+            await self._shared_ready()
         self.reload_status = ReloadStatus(True, time.time())
         self._summarizer = asyncio.create_task(self._summarize(), name="summarizer")
         heap.settle()
@@ -92,6 +94,7 @@ class Daemon:
                 return ReloadOutcome(False, errors)
             with heap.paused():
                 outcome = await self._apply(config)
+                await self._shared_ready()
             heap.settle()
             self.reload_status = ReloadStatus(True, time.time())
             log.info("reloaded %s: %d added, %d removed, %d changed, %d unchanged", config.path,
@@ -138,6 +141,14 @@ class Daemon:
         await self._close_shared({k for k in self.shared if k not in {s.type for s in config.probes}})
         self.config = config
         return outcome
+
+    async def _shared_ready(self) -> None:
+        """Let shared resources finish building (AWS clients parse their API models) before the
+        heap is frozen, so those long-lived objects are frozen too. Bounded: a slow AssumeRole
+        must not hold start-up; what is still pending finishes in the background."""
+        waits = [asyncio.ensure_future(obj.ready()) for obj in self.shared.values() if hasattr(obj, "ready")]
+        if waits:
+            await asyncio.wait(waits, timeout=SHARED_READY_S)
 
     async def _close_shared(self, kinds: set[str]) -> None:
         for kind in kinds:

@@ -6,18 +6,21 @@
 - `fake_aws` (per test): an aiohttp server answering chosen API actions with AWS-shaped responses
   (JSON for json-protocol services such as ECS, XML for query-protocol ones such as ELBv2, RDS,
   SNS, STS, EC2). It serves the states moto never produces (a target `unhealthy`, a NAT gateway
-  `failed`, an instance `backing-up`, a rollout FAILED, throttling) and counts the calls.
+  `failed`, an instance `backing-up`, a rollout FAILED, throttling), counts the calls and who
+  signed them, holds replies until enough calls are in flight (or forever: a stalled API) and
+  serves the ECS container credentials endpoint (the task role).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import socket
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -74,7 +77,8 @@ def aws_credentials_env(monkeypatch: pytest.MonkeyPatch, key_id: str = FAKE_KEY_
     """Fake static keys in the environment, and nothing else from the credential chain."""
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ROLE_ARN",
                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION"):
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", "AWS_ROLE_SESSION_NAME",
+                "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
@@ -184,7 +188,8 @@ async def aws(moto_server: str, shared_loader: Any, admin_clients: dict[str, Any
 class Reply:
     body: str
     status: int = 200
-    delay_s: float = 0.0
+    hold_until: int = 0
+    """Answer only once this many calls are in flight together (a barrier, not a clock)."""
 
 
 @dataclass
@@ -199,22 +204,47 @@ class Call:
         return self.headers.get("Authorization", "").partition("Credential=")[2].partition("/")[0]
 
 
+CONTAINER_CREDENTIALS_PATH = "/v2/credentials/probed-task"
+_NEVER = 1 << 30
+
+
 class FakeAws:
-    """Answers the actions a test scripted; anything else gets a 400 `UnexpectedCall` so it shows."""
+    """Answers the actions a test scripted; anything else gets a 400 `UnexpectedCall` so it shows.
+
+    It also serves the ECS container credentials endpoint (the task role) at
+    CONTAINER_CREDENTIALS_PATH once `container_credentials()` says what to hand out.
+    """
 
     def __init__(self) -> None:
         self.replies: dict[str, Reply] = {}
         self.calls: list[Call] = []
         self.url = ""
-        self.closing = asyncio.Event()  # ends delayed replies at teardown instead of waiting them out
+        self.closing = asyncio.Event()  # releases held replies at teardown
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._all_in = asyncio.Event()
+        self._container: dict[str, Any] | None = None
+        self.container_requests: list[dict[str, str]] = []
 
-    def reply(self, action: str, body: str | dict[str, Any], status: int = 200, delay_s: float = 0.0) -> None:
-        self.replies[action] = Reply(json.dumps(body) if isinstance(body, dict) else body, status, delay_s)
+    def reply(self, action: str, body: str | dict[str, Any], status: int = 200, hold_until: int = 0) -> None:
+        self.replies[action] = Reply(json.dumps(body) if isinstance(body, dict) else body, status, hold_until)
+
+    def hang(self, action: str) -> None:
+        """Take the call and never answer it (until teardown): a stalled API, with no clock involved."""
+        self.reply(action, "", hold_until=_NEVER)
+
+    def container_credentials(self, key_id: str, token: str, expires_in_s: float = 3600) -> None:
+        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in_s)
+        self._container = {"AccessKeyId": key_id, "SecretAccessKey": "fake-task-role-secret", "Token": token,
+                           "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
     def count(self, action: str) -> int:
         return sum(1 for c in self.calls if c.action == action)
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.path == CONTAINER_CREDENTIALS_PATH and self._container is not None:
+            self.container_requests.append(dict(request.headers))
+            return web.json_response(self._container)
         raw = await request.read()
         target = request.headers.get("X-Amz-Target")
         if target:  # JSON protocol: the action is in the header, parameters in the JSON body
@@ -229,11 +259,26 @@ class FakeAws:
             return web.Response(status=400, content_type=content_type,
                                 text=json_error("UnexpectedCall", action) if target else query_error("UnexpectedCall",
                                                                                                       action))
-        if reply.delay_s:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.closing.wait(), reply.delay_s)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if reply.hold_until:
+                if self.in_flight >= reply.hold_until:
+                    self._all_in.set()
+                await _first(self._all_in.wait(), self.closing.wait())
+        finally:
+            self.in_flight -= 1
         return web.Response(status=reply.status, text=reply.body, content_type=content_type,
                             headers={"x-amzn-RequestId": "fake-request-1"})
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def query_response(action: str, result_xml: str) -> str:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 
 import pytest
@@ -44,8 +45,9 @@ def test_the_loop_friendly_loader_reads_the_same_models_as_botocore(service: str
     load_models(ours, [service])
 
     for type_name in ("service-2", "endpoint-rule-set-1"):
-        assert ours.load_service_model(service, type_name) == botocores.load_service_model(service, type_name)
-    assert ours.load_data("endpoints") == botocores.load_data("endpoints")
+        theirs = botocores.load_service_model(service, type_name)
+        assert json.dumps(ours.load_service_model(service, type_name)) == json.dumps(theirs)  # order included
+    assert json.dumps(ours.load_data("endpoints")) == json.dumps(botocores.load_data("endpoints"))
 
 
 async def test_probes_of_one_service_and_region_share_one_client(aws: AwsHarness) -> None:
@@ -92,8 +94,25 @@ async def test_a_closed_pool_closes_its_clients_and_takes_no_new_probes(aws: Aws
         aws.probe(name="late", check="sts_identity")
 
 
+async def test_concurrent_probes_sharing_a_client_never_queue_for_a_connection(aws: AwsHarness,
+                                                                                fake_aws: FakeAws) -> None:
+    # The fake answers only once all of them are in flight together. aiohttp's default cap (100
+    # connections per client) would hold the last 20 back, the barrier would never open and every
+    # probe would end in `timeout`: time spent queueing inside the client is measured as latency.
+    n = 120
+    fake_aws.reply("DescribeServices", HEALTHY_SERVICE, hold_until=n)
+    probes = [aws.probe(name=f"api-{i}", check="ecs_service", cluster="prod", service="api",
+                        endpoint_url=fake_aws.url) for i in range(n)]
+
+    results = await asyncio.gather(*(p.run() for p in probes))
+
+    assert [r.reason for r in results] == [Reason.OK] * n
+    assert fake_aws.max_in_flight == n
+    assert aws.pool.clients == 1
+
+
 async def test_a_slow_api_times_out_and_the_shared_client_survives(aws: AwsHarness, fake_aws: FakeAws) -> None:
-    fake_aws.reply("DescribeServices", HEALTHY_SERVICE, delay_s=5.0)
+    fake_aws.hang("DescribeServices")
     probe = aws.probe(check="ecs_service", cluster="prod", service="api", endpoint_url=fake_aws.url, timeout=0.5)
 
     slow = await probe.run()
@@ -106,7 +125,7 @@ async def test_a_slow_api_times_out_and_the_shared_client_survives(aws: AwsHarne
 
 
 async def test_a_cancelled_attempt_stays_cancelled(aws: AwsHarness, fake_aws: FakeAws) -> None:
-    fake_aws.reply("DescribeServices", HEALTHY_SERVICE, delay_s=5.0)
+    fake_aws.hang("DescribeServices")
     probe = aws.probe(check="ecs_service", cluster="prod", service="api", endpoint_url=fake_aws.url)
     attempt = asyncio.ensure_future(probe.impl.probe())
     await until(lambda: fake_aws.calls)

@@ -218,7 +218,7 @@ async def test_a_deleted_nat_gateway_fails(aws: AwsHarness) -> None:
 
     assert available.success and available.info == {"probed_aws_status_info": {"status": "available"}}
     assert deleted.reason is Reason.AWS_CHECK_FAILED
-    assert deleted.detail == f"NAT gateway {nat} is deleted"
+    assert deleted.detail == f"NAT gateway {nat} is deleted, not available"
     assert deleted.info == {"probed_aws_status_info": {"status": "deleted"}}
 
 
@@ -243,8 +243,10 @@ async def test_a_failed_nat_gateway_reports_its_failure_code(aws: AwsHarness, fa
     result = await aws.once(check="nat_gateway", nat_gateway_id="nat-0f1e2d3c4b5a69788", endpoint_url=fake_aws.url)
 
     assert result.reason is Reason.AWS_CHECK_FAILED
-    assert result.detail == ("NAT gateway nat-0f1e2d3c4b5a69788 is failed (InsufficientFreeAddressesInSubnet: "
-                             "Subnet has insufficient free addresses to create this NAT gateway)")
+    assert result.detail == ("NAT gateway nat-0f1e2d3c4b5a69788 is failed, not available "
+                             "(InsufficientFreeAddressesInSubnet: Subnet has insufficient free addresses to create "
+                             "this NAT gateway)")
+    assert result.info == {"probed_aws_status_info": {"status": "failed"}}
 
 
 async def test_an_exhausted_subnet_fails(aws: AwsHarness) -> None:

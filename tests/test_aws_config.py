@@ -44,6 +44,8 @@ def test_the_documented_example_block_loads() -> None:
     assert {s.settings.check for s in aws} >= set(CHECKS) - {"rds_instance"}
     assert "ext-id-4f1c9a" in config.secrets  # external_id is redacted like any secret
     assert config.probe("api-tasks").target == "ecs:ai-tutor-cluster/ai-tutor-service"
+    # The file's `defaults` (interval 30s) win over the aws type's 60s, so each aws probe says its own.
+    assert {s.name: s.interval for s in aws if s.interval < 60.0} == {}
 
 
 @pytest.mark.parametrize(("check", "params", "target"), [

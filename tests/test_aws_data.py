@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -25,38 +26,53 @@ from tests.peers_aws import (  # noqa: F401  (fixtures: admin_clients, aws, fake
     shared_loader,
 )
 
-# --------------------------------------------------------------------------- rds_instance, rds_cluster
+# --------------------------------------------------------------------------- rds_*, elasticache_cluster:
+# the status-word checks, each seen `available` and then in the state moto can put it in.
 
 
-async def test_a_stopped_rds_instance_fails_with_its_status(aws: AwsHarness) -> None:
+def rds_instance(aws: AwsHarness) -> Callable[[], object]:
     rds = aws.admin("rds")
     rds.create_db_instance(DBInstanceIdentifier="app-db", Engine="postgres", DBInstanceClass="db.t3.micro",
                            MasterUsername="app", MasterUserPassword="not-a-real-password", AllocatedStorage=20)
-    probe = aws.probe(check="rds_instance", db_instance_identifier="app-db")
-
-    available = await probe.run()
-    rds.stop_db_instance(DBInstanceIdentifier="app-db")
-    stopped = await probe.run()
-
-    assert available.success and available.detail == "instance app-db is available"
-    assert stopped.reason is Reason.AWS_CHECK_FAILED
-    assert stopped.detail == "instance app-db is stopped, not available"
-    assert stopped.info == {"probed_aws_status_info": {"status": "stopped"}}
+    return lambda: rds.stop_db_instance(DBInstanceIdentifier="app-db")
 
 
-async def test_a_stopped_aurora_cluster_fails(aws: AwsHarness) -> None:
+def aurora_cluster(aws: AwsHarness) -> Callable[[], object]:
     rds = aws.admin("rds")
     rds.create_db_cluster(DBClusterIdentifier="app-aurora", Engine="aurora-postgresql", MasterUsername="app",
                           MasterUserPassword="not-a-real-password")
-    probe = aws.probe(check="rds_cluster", db_cluster_identifier="app-aurora")
+    return lambda: rds.stop_db_cluster(DBClusterIdentifier="app-aurora")
+
+
+def cache_cluster(aws: AwsHarness) -> Callable[[], object]:
+    cache = aws.admin("elasticache")
+    cache.create_cache_cluster(CacheClusterId="app-redis", Engine="redis", CacheNodeType="cache.t3.micro",
+                               NumCacheNodes=1)
+    return lambda: cache.delete_cache_cluster(CacheClusterId="app-redis")
+
+
+@pytest.mark.parametrize(("create", "section", "what", "bad"), [
+    (rds_instance, {"check": "rds_instance", "db_instance_identifier": "app-db"}, "instance app-db", "stopped"),
+    (aurora_cluster, {"check": "rds_cluster", "db_cluster_identifier": "app-aurora"}, "cluster app-aurora",
+     "stopped"),
+    (cache_cluster, {"check": "elasticache_cluster", "cache_cluster_id": "app-redis"}, "cache cluster app-redis",
+     "deleting"),
+], ids=["rds-instance-stopped", "aurora-cluster-stopped", "elasticache-deleting"])
+async def test_a_resource_that_leaves_available_fails_with_its_status(
+        aws: AwsHarness, create: Callable[[AwsHarness], Callable[[], object]], section: dict[str, str], what: str,
+        bad: str) -> None:
+    leave_available = create(aws)
+    probe = aws.probe(**section)
 
     available = await probe.run()
-    rds.stop_db_cluster(DBClusterIdentifier="app-aurora")
-    stopped = await probe.run()
+    leave_available()
+    after = await probe.run()
 
-    assert available.success
-    assert stopped.reason is Reason.AWS_CHECK_FAILED
-    assert stopped.detail == "cluster app-aurora is stopped, not available"
+    assert available.success and available.detail == f"{what} is available"
+    assert available.info == {"probed_aws_status_info": {"status": "available"}}
+    assert after.reason is Reason.AWS_CHECK_FAILED
+    assert after.detail == f"{what} is {bad}, not available"
+    assert after.info == {"probed_aws_status_info": {"status": bad}}
 
 
 async def test_an_instance_backing_up_is_not_available(aws: AwsHarness, fake_aws: FakeAws) -> None:
@@ -74,41 +90,7 @@ async def test_an_instance_backing_up_is_not_available(aws: AwsHarness, fake_aws
     assert result.info == {"probed_aws_status_info": {"status": "backing-up"}}
 
 
-async def test_an_unknown_instance_is_an_aws_error_with_its_code(aws: AwsHarness) -> None:
-    result = await aws.once(check="rds_instance", db_instance_identifier="nope")
-
-    assert result.reason is Reason.AWS_ERROR
-    assert result.detail == "DescribeDBInstances: DBInstanceNotFound: DBInstance nope not found."
-    assert result.info == {"probed_aws_error": {"code": "DBInstanceNotFound"}}
-
-
-# --------------------------------------------------------------------------- elasticache_cluster
-
-
-async def test_a_deleting_cache_cluster_fails(aws: AwsHarness) -> None:
-    cache = aws.admin("elasticache")
-    cache.create_cache_cluster(CacheClusterId="app-redis", Engine="redis", CacheNodeType="cache.t3.micro",
-                               NumCacheNodes=1)
-    probe = aws.probe(check="elasticache_cluster", cache_cluster_id="app-redis")
-
-    available = await probe.run()
-    cache.delete_cache_cluster(CacheClusterId="app-redis")
-    deleting = await probe.run()
-
-    assert available.success
-    assert deleting.reason is Reason.AWS_CHECK_FAILED
-    assert deleting.detail == "cache cluster app-redis is deleting, not available"
-    assert deleting.info == {"probed_aws_status_info": {"status": "deleting"}}
-
-
 # --------------------------------------------------------------------------- s3_bucket
-
-
-async def test_a_missing_bucket_is_an_aws_error_keeping_the_status_code(aws: AwsHarness) -> None:
-    result = await aws.once(check="s3_bucket", bucket="app-uploads")
-
-    assert result.reason is Reason.AWS_ERROR
-    assert result.info == {"probed_aws_error": {"code": "404"}}  # HEAD responses carry no error code
 
 
 async def test_the_round_trip_writes_reads_and_deletes_a_canary(aws: AwsHarness) -> None:
@@ -157,13 +139,6 @@ async def test_a_readable_secret_passes_and_its_value_goes_nowhere(aws: AwsHarne
     assert result.success and result.detail == "secret app/prod/database readable"
     assert "Zq8vN3xT6wLp" not in repr(result)
     assert "Zq8vN3xT6wLp" not in caplog.text  # botocore logs response bodies at DEBUG: capped in clients.py
-
-
-async def test_a_missing_secret_is_an_aws_error(aws: AwsHarness) -> None:
-    result = await aws.once(check="secret_readable", secret_id="app/prod/database")
-
-    assert result.reason is Reason.AWS_ERROR
-    assert result.info == {"probed_aws_error": {"code": "ResourceNotFoundException"}}
 
 
 async def test_a_role_without_permission_cannot_read_its_secret(aws: AwsHarness,
@@ -220,8 +195,24 @@ async def test_a_missing_image_tag_fails_and_a_present_one_passes(aws: AwsHarnes
     assert missing.detail == "app/api:v42 not found"
 
 
-async def test_a_missing_repository_is_an_aws_error(aws: AwsHarness) -> None:
-    result = await aws.once(check="ecr_image", repository="app/api", tag="v41")
+# --------------------------------------------------------------------------- missing resources
+
+
+@pytest.mark.parametrize(("section", "code", "detail"), [
+    ({"check": "rds_instance", "db_instance_identifier": "nope"}, "DBInstanceNotFound",
+     "DescribeDBInstances: DBInstanceNotFound: DBInstance nope not found."),
+    # HEAD responses have no body, so no error code: the HTTP status stands in for it.
+    ({"check": "s3_bucket", "bucket": "app-uploads"}, "404", "HeadBucket: 404: Not Found"),
+    ({"check": "secret_readable", "secret_id": "app/prod/database"}, "ResourceNotFoundException",
+     "GetSecretValue: ResourceNotFoundException: Secrets Manager can't find the specified secret."),
+    ({"check": "ecr_image", "repository": "app/api", "tag": "v41"}, "RepositoryNotFoundException",
+     "DescribeImages: RepositoryNotFoundException: The repository with name 'app/api' does not exist in the "
+     "registry with id '123456789012'"),
+], ids=["rds-instance", "s3-bucket", "secret", "ecr-repository"])
+async def test_a_missing_resource_is_an_aws_error_keeping_its_code(aws: AwsHarness, section: dict[str, str],
+                                                                   code: str, detail: str) -> None:
+    result = await aws.once(**section)
 
     assert result.reason is Reason.AWS_ERROR
-    assert result.info == {"probed_aws_error": {"code": "RepositoryNotFoundException"}}
+    assert result.info == {"probed_aws_error": {"code": code}}
+    assert result.detail == detail

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,6 +16,7 @@ from cryptography.x509.oid import NameOID
 
 from probed.result import Reason
 from tests.peers_aws import (  # noqa: F401  (fixtures: admin_clients, aws, fake_aws, moto_server ...)
+    CONTAINER_CREDENTIALS_PATH,
     AwsHarness,
     FakeAws,
     admin_clients,
@@ -182,6 +184,48 @@ async def test_role_arn_probes_as_the_assumed_role_in_the_other_account(aws: Aws
     assert other.facts["arn"] == "arn:aws:sts::210987654321:assumed-role/probed-readonly/probed-xacct"
 
 
+async def test_irsa_web_identity_credentials_come_from_the_standard_chain(aws: AwsHarness, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # What EKS injects into a pod whose service account carries eks.amazonaws.com/role-arn; the
+    # token is exchanged with (moto's) STS by AssumeRoleWithWebIdentity. Nothing in the probe's config.
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.probed-test-service-account-token.c2ln")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/probed-irsa")
+    monkeypatch.setenv("AWS_WEB_IDENTITY_TOKEN_FILE", str(token))
+    monkeypatch.setenv("AWS_ROLE_SESSION_NAME", "probed-pod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", aws.url)  # the chain's own STS client, to moto
+
+    result = await aws.once(check="sts_identity", expect_account="123456789012")
+
+    assert result.success, result.detail
+    assert result.facts["arn"] == "arn:aws:sts::123456789012:assumed-role/probed-irsa/probed-pod"
+
+
+async def test_ecs_task_role_credentials_come_from_the_container_endpoint(aws: AwsHarness, fake_aws: FakeAws,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    # What the ECS agent (or EKS Pod Identity) sets in the container; the fake serves the endpoint,
+    # on loopback (botocore accepts a full URI only on loopback or the ECS/EKS link-local addresses).
+    fake_aws.container_credentials("ASIAFAKETASKROLEKEY1", token="FAKE-TASK-SESSION-TOKEN")
+    caller_identity_reply(fake_aws)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake_aws.url + CONTAINER_CREDENTIALS_PATH)
+    monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "fake-agent-authorization")
+    caplog.set_level(logging.DEBUG)
+
+    result = await aws.once(check="sts_identity", endpoint_url=fake_aws.url)
+
+    assert result.success, result.detail
+    assert [h.get("Authorization") for h in fake_aws.container_requests] == ["fake-agent-authorization"]
+    call = fake_aws.calls[-1]
+    assert (call.access_key_id, call.headers.get("X-Amz-Security-Token")) == \
+        ("ASIAFAKETASKROLEKEY1", "FAKE-TASK-SESSION-TOKEN")
+    assert "FAKE-TASK-SESSION-TOKEN" not in caplog.text
+
+
 def assume_role_reply(fake: FakeAws, key_id: str, expires_in_s: float) -> None:
     expiry = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in_s)
     fake.reply("AssumeRole", query_response("AssumeRole", f"""
@@ -221,20 +265,34 @@ async def test_assumed_role_credentials_last_an_hour_not_one_call(aws: AwsHarnes
     assert "FAKE-SESSION-TOKEN" not in caplog.text
 
 
+async def test_the_role_is_assumed_when_the_client_is_made_not_in_the_first_attempt(aws: AwsHarness,
+                                                                                      fake_aws: FakeAws) -> None:
+    assume_role_reply(fake_aws, "ASIAFAKEASSUMEDKEY01", expires_in_s=3600)
+    caller_identity_reply(fake_aws)
+    probe = aws.probe(check="sts_identity", role_arn=ROLE, endpoint_url=fake_aws.url)
+
+    await aws.pool.ready()  # what start-up (or a reload) does: no attempt has run
+    assumed = [c.action for c in fake_aws.calls]
+    result = await probe.run()
+
+    assert assumed == ["AssumeRole"]
+    assert result.success, result.detail
+    assert [c.action for c in fake_aws.calls] == ["AssumeRole", "GetCallerIdentity"]  # the attempt: one call
+
+
 async def test_assumed_role_credentials_are_refreshed_before_they_expire(aws: AwsHarness, fake_aws: FakeAws) -> None:
     assume_role_reply(fake_aws, "ASIAFAKEASSUMEDKEY01", expires_in_s=300)  # inside botocore's 10-min window
     caller_identity_reply(fake_aws)
     probe = aws.probe(check="sts_identity", role_arn=ROLE, endpoint_url=fake_aws.url)
-
-    first = await probe.run()
+    await aws.pool.ready()
     assume_role_reply(fake_aws, "ASIAFAKEASSUMEDKEY02", expires_in_s=3600)
-    second = await probe.run()
-    third = await probe.run()
 
-    assert first.success and second.success and third.success
-    assert fake_aws.count("AssumeRole") == 2
+    results = [await probe.run() for _ in range(3)]
+
+    assert all(r.success for r in results), results[0].detail
+    assert fake_aws.count("AssumeRole") == 2  # still valid, but too close to expiry: renewed once, then kept
     assert [c.access_key_id for c in fake_aws.calls if c.action == "GetCallerIdentity"] == \
-        ["ASIAFAKEASSUMEDKEY01", "ASIAFAKEASSUMEDKEY02", "ASIAFAKEASSUMEDKEY02"]
+        ["ASIAFAKEASSUMEDKEY02"] * 3
 
 
 async def test_a_role_that_cannot_be_assumed_is_an_auth_failure(aws: AwsHarness, fake_aws: FakeAws) -> None:

@@ -56,6 +56,23 @@ async def test_a_named_alarm_that_no_longer_exists_fails(aws: AwsHarness) -> Non
     assert result.detail == "none of 1 alarms in ALARM; not found: api-latency"
 
 
+@pytest.mark.parametrize("selection", [{"name_prefix": "api-"}, {"names": ["api-5xx"]}], ids=["prefix", "names"])
+async def test_the_selection_is_rechecked_on_what_the_api_returns(aws: AwsHarness, fake_aws: FakeAws,
+                                                                  selection: dict[str, Any]) -> None:
+    # The fake: an endpoint (a proxy, an emulator) that ignores the filter and returns every alarm.
+    # moto filters as AWS does, so only a fake can show that another team's alarm does not page.
+    fake_aws.reply("DescribeAlarms", {"CompositeAlarms": [], "MetricAlarms": [
+        {"AlarmName": "api-5xx", "StateValue": "OK"},
+        {"AlarmName": "worker-queue-depth", "StateValue": "ALARM", "StateReason": "Threshold Crossed"}]})
+
+    result = await aws.once(check="cloudwatch_alarms", endpoint_url=fake_aws.url, **selection)
+
+    assert result.success, result.detail
+    assert result.detail == "none of 1 alarms in ALARM"
+    assert result.values == {"cloudwatch_alarms_in_alarm": 0.0, "cloudwatch_alarms": 1.0}
+    assert fake_aws.calls[0].params["AlarmTypes"] == ["MetricAlarm", "CompositeAlarm"]  # and it did ask
+
+
 # --------------------------------------------------------------------------- cloudwatch_metric
 
 

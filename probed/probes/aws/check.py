@@ -43,7 +43,7 @@ class Check(Generic[P]):
     region: str | None = None
     """Set for global services whose API lives in one region (CloudFront: us-east-1)."""
     iam_actions: tuple[str, ...] = ()
-    """The read-only IAM actions the check needs (documented in docs/aws.md, tested for drift)."""
+    """The read-only IAM actions the check needs (in the README's IAM table, tested for drift)."""
 
     def calls_per_attempt(self, params: P) -> int:
         return self.calls(params) if callable(self.calls) else self.calls
@@ -56,6 +56,19 @@ def check_failed(detail: str, **kwargs: object) -> ProbeResult:
 
 def status_info(status: str) -> dict[str, dict[str, str]]:
     return {STATUS_INFO: {"status": status if _STATUS.fullmatch(status) else "other"}}
+
+
+def require_status(what: str, status: str, expected: str, facts: dict[str, object], why: str = "") -> ProbeResult:
+    """The verdict of the status-word checks (RDS, ElastiCache, NAT gateway): `ok` only at `expected`.
+
+    The word is exported as info either way; `why` (a failure code or message) goes into the detail.
+    """
+    info = status_info(status)
+    facts = {"status": status, **facts}
+    if status != expected:
+        return check_failed(f"{what} is {status}, not {expected}" + (f" ({clip(why)})" if why else ""), info=info,
+                            facts=facts)
+    return ProbeResult.ok(detail=f"{what} is {status}", info=info, facts=facts)
 
 
 def clip(text: str, limit: int = _MAX_DETAIL_PART) -> str:

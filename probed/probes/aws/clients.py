@@ -9,14 +9,20 @@ for the numbers on this machine):
   way that lets the loop run (models.py); clients are created one at a time, so two parses never
   chain their stalls; and all sessions share one data loader, whose cache makes every later
   client of a service cheap.
-- A client is safe for hundreds of concurrent calls, so probes share it; its connection pool is
-  sized so that concurrent probes do not queue behind each other and inflate measured latency.
+- A client is safe for hundreds of concurrent calls, so probes share it. Its connection pool has
+  no cap of its own: a probe has at most one attempt in flight and an attempt's calls are
+  sequential, so a client never holds more connections than the probes sharing it, and the
+  scheduler's `max_concurrency` bounds them all. Any cap below that would queue calls inside
+  aiobotocore, and the wait would be measured as API latency (botocore's default pool of 10 did
+  that: p50 336 ms instead of 133 ms, ../shared/PERFORMANCE_NOTES.md).
 - One attempt per call (retries off): the scheduler owns time, and a retried call would hide the
   failure a probe exists to report. connect/read timeouts come from the probe timeout; the
   scheduler's cancellation is the hard deadline.
 - Credentials come from the standard chain (env, profile, IRSA web identity, ECS task role,
-  instance profile). With `role_arn`, the pool assumes the role through STS for 1 hour and
-  botocore refreshes it 15 minutes before expiry: one STS call per hour, not one per request.
+  instance profile). With `role_arn`, the pool assumes the role through STS for 1 hour when it
+  creates the client (so a role that cannot be assumed shows at start-up, and the first attempt
+  does not pay for the STS call), and botocore refreshes it 15 minutes before expiry: one STS call
+  per hour, not one per request.
 
 Clients are reference-counted by the leases probes hold: the last probe of a key to close (on
 reload or shutdown) closes its client, and `aclose()` closes everything.
@@ -47,8 +53,8 @@ from probed.probes.aws.models import create_loader, load_models
 
 ROLE_SESSION_SECONDS = 3600
 """AssumeRole duration. botocore refreshes 15 min before expiry, so 900 s would refresh on every call."""
-MAX_POOL_CONNECTIONS = 100
-"""Per client. Calls beyond it queue inside aiobotocore and that wait would count as API latency."""
+POOL_CONNECTIONS_UNCAPPED = 0
+"""aiohttp's `limit=0`: no per-client cap (see the module docstring: the scheduler bounds calls in flight)."""
 STS_TIMEOUT_S = 10.0
 USER_AGENT = "probed"
 
@@ -97,7 +103,7 @@ class ClientPool:
         self._loader = data_loader if data_loader is not None else create_loader()
         self._sessions: dict[Identity, AioSession] = {}
         self._entries: dict[ClientKey, _Entry] = {}
-        self._creating = asyncio.Lock()
+        self._parsing = asyncio.Lock()
         self._closed = False
 
     @property
@@ -152,20 +158,24 @@ class ClientPool:
         return entry.task
 
     async def _create(self, key: ClientKey, entry: _Entry) -> Any:
-        async with self._creating:  # one at a time: concurrent model parses would add up their stalls
-            session = self._session(key.identity)
-            services = (key.service, "sts") if key.identity.role_arn else (key.service,)
+        session = self._session(key.identity)
+        services = (key.service, "sts") if key.identity.role_arn else (key.service,)
+        async with self._parsing:  # one at a time: concurrent model parses would add up their stalls
             await asyncio.to_thread(load_models, self._loader, services)
-            # A client made without credentials would keep failing after they appear (e.g. the ECS
-            # credentials endpoint was briefly unreachable at start-up): make none until they exist.
-            if await session.get_credentials() is None:
-                raise NoCredentialsError()
-            stack = contextlib.AsyncExitStack()
-            client = await stack.enter_async_context(session.create_client(
-                key.service, region_name=key.region, endpoint_url=key.endpoint_url,
-                config=_client_config(key.timeout_s)))
-            entry.client, entry.stack = client, stack
-            return client
+        # A client made without credentials would keep failing after they appear (e.g. the ECS
+        # credentials endpoint was briefly unreachable at start-up): make none until they exist.
+        credentials = await session.get_credentials()
+        if credentials is None:
+            raise NoCredentialsError()
+        if key.identity.role_arn is not None:
+            # AssumeRole now, at build time, rather than inside the first attempt (raises AssumeRoleFailed).
+            await credentials.get_frozen_credentials()
+        stack = contextlib.AsyncExitStack()
+        client = await stack.enter_async_context(session.create_client(
+            key.service, region_name=key.region, endpoint_url=key.endpoint_url,
+            config=_client_config(key.timeout_s)))
+        entry.client, entry.stack = client, stack
+        return client
 
     def _session(self, identity: Identity) -> AioSession:
         session = self._sessions.get(identity)
@@ -245,7 +255,7 @@ def _client_config(timeout_s: float) -> AioConfig:
         connect_timeout=timeout_s,
         read_timeout=timeout_s,
         retries={"total_max_attempts": 1, "mode": "standard"},
-        max_pool_connections=MAX_POOL_CONNECTIONS,
+        max_pool_connections=POOL_CONNECTIONS_UNCAPPED,
         user_agent_extra=USER_AGENT,
     )
 

@@ -2,7 +2,9 @@
 
 `cloudwatch_alarms` fails while any selected alarm is in ALARM. The state is checked here, not
 filtered by the API (`StateValue=ALARM`), so the check also sees how many alarms it covers and
-notices named alarms that were deleted (an alarm that no longer exists pages nobody).
+notices named alarms that were deleted (an alarm that no longer exists pages nobody). The
+selection (`names`, `name_prefix`) is sent to the API and re-checked on what comes back, so an
+endpoint that ignores the filter (a proxy, an emulator) cannot page for someone else's alarm.
 
 `cloudwatch_metric` reads one statistic over the latest *complete* period (a partial period
 understates sums and counts) and compares it like a CloudWatch alarm would: ECS CPU/memory,
@@ -99,11 +101,13 @@ async def alarms(client: Any, p: AlarmsParams, probe: str) -> ProbeResult:
         if not token:
             break
 
+    read = len(found)
+    found = [a for a in found if _selected(p, str(a.get("AlarmName", "")))]
     firing = sorted(a.get("AlarmName", "?") for a in found if a.get("StateValue") == ALARM)
     missing = sorted(set(p.names or ()) - {a.get("AlarmName") for a in found})
     values = {"cloudwatch_alarms_in_alarm": float(len(firing)), "cloudwatch_alarms": float(len(found))}
     facts: dict[str, object] = {"in_alarm": firing, "alarms": len(found)}
-    notes = [f"only the first {len(found)} alarms were read"] if token else []
+    notes = [f"only the first {read} alarms were read"] if token else []
     if missing:
         facts["missing"] = missing
         notes.append(f"not found: {_listed(missing)}")
@@ -157,6 +161,12 @@ async def metric(client: Any, p: MetricParams, probe: str) -> ProbeResult:
         return check_failed(f"{what} = {value:g} {symbol} {p.threshold:g}", values=values, facts=facts)
     return ProbeResult.ok(detail=f"{what} = {value:g} (fails when {symbol} {p.threshold:g})", values=values,
                           facts=facts)
+
+
+def _selected(p: AlarmsParams, name: str) -> bool:
+    if p.names is not None:
+        return name in p.names
+    return name.startswith(p.name_prefix or "")
 
 
 def _listed(names: list[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from probed.probes.aws.check import Check, check_failed, clip, require_at_least, require_prefix, status_info
+from probed.probes.aws.check import Check, check_failed, require_at_least, require_prefix, require_status, status_info
 from probed.probes.aws.errors import error_code
 from probed.result import ProbeResult
 
@@ -52,14 +52,10 @@ async def nat_gateway(client: Any, p: NatGatewayParams, probe: str) -> ProbeResu
     if not gateways:  # deleted gateways stay listed as `deleted` for about an hour, then vanish
         return check_failed(f"NAT gateway {p.nat_gateway_id} not found", info=status_info("missing"))
     gw = gateways[0]
-    state = gw.get("State", "unknown")
-    facts = {"state": state, "subnet_id": gw.get("SubnetId"), "vpc_id": gw.get("VpcId"),
-             "connectivity": gw.get("ConnectivityType")}
-    if state != AVAILABLE:
-        failure = ": ".join(x for x in (gw.get("FailureCode"), gw.get("FailureMessage")) if x)
-        return check_failed(f"NAT gateway {p.nat_gateway_id} is {state}" + (f" ({clip(failure)})" if failure else ""),
-                            info=status_info(state), facts=facts)
-    return ProbeResult.ok(detail=f"NAT gateway {p.nat_gateway_id} is {state}", info=status_info(state), facts=facts)
+    failure = ": ".join(x for x in (gw.get("FailureCode"), gw.get("FailureMessage")) if x)
+    return require_status(f"NAT gateway {p.nat_gateway_id}", gw.get("State", "unknown"), AVAILABLE,
+                          {"subnet_id": gw.get("SubnetId"), "vpc_id": gw.get("VpcId"),
+                           "connectivity": gw.get("ConnectivityType")}, why=failure)
 
 
 async def subnet_free_ips(client: Any, p: SubnetParams, probe: str) -> ProbeResult:

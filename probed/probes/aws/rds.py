@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from probed.probes.aws.check import Check, check_failed, status_info
+from probed.probes.aws.check import Check, require_status
 from probed.result import ProbeResult
 
 AVAILABLE = "available"
@@ -29,24 +29,17 @@ class DbClusterParams:
 async def db_instance(client: Any, p: DbInstanceParams, probe: str) -> ProbeResult:
     resp = await client.describe_db_instances(DBInstanceIdentifier=p.db_instance_identifier)
     db = (resp.get("DBInstances") or [{}])[0]
-    return _verdict("instance", p.db_instance_identifier, db.get("DBInstanceStatus", "unknown"),
-                    {"engine": db.get("Engine"), "instance_class": db.get("DBInstanceClass"),
-                     "multi_az": db.get("MultiAZ")})
+    return require_status(f"instance {p.db_instance_identifier}", db.get("DBInstanceStatus", "unknown"), AVAILABLE,
+                          {"engine": db.get("Engine"), "instance_class": db.get("DBInstanceClass"),
+                           "multi_az": db.get("MultiAZ")})
 
 
 async def db_cluster(client: Any, p: DbClusterParams, probe: str) -> ProbeResult:
     resp = await client.describe_db_clusters(DBClusterIdentifier=p.db_cluster_identifier)
     cluster = (resp.get("DBClusters") or [{}])[0]
     members = [m.get("DBInstanceIdentifier") for m in cluster.get("DBClusterMembers") or []]
-    return _verdict("cluster", p.db_cluster_identifier, cluster.get("Status", "unknown"),
-                    {"engine": cluster.get("Engine"), "members": members})
-
-
-def _verdict(kind: str, ident: str, status: str, facts: dict[str, object]) -> ProbeResult:
-    facts = {"status": status, **facts}
-    if status != AVAILABLE:
-        return check_failed(f"{kind} {ident} is {status}, not {AVAILABLE}", info=status_info(status), facts=facts)
-    return ProbeResult.ok(detail=f"{kind} {ident} is {status}", info=status_info(status), facts=facts)
+    return require_status(f"cluster {p.db_cluster_identifier}", cluster.get("Status", "unknown"), AVAILABLE,
+                          {"engine": cluster.get("Engine"), "members": members})
 
 
 RDS_INSTANCE = Check(
