@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from probed import exposition
 from probed.config import ProbeSpec
 from probed.exposition import ExpositionView, ReloadStatus, render
 from probed.result import ProbeResult, Reason
@@ -61,8 +65,9 @@ async def test_results_become_blackbox_gauges_counters_histogram_and_values() ->
     assert b"hunter2-secret" not in text
 
 
-async def test_each_metric_family_is_one_contiguous_block() -> None:
-    states = [state(f"p{i}") for i in range(600)]  # more than one render slice
+async def test_each_metric_family_is_one_contiguous_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exposition, "SLICE_S", 0.0)  # yield at every clock check: many slices
+    states = [state(f"p{i}") for i in range(600)]
     for i, s in enumerate(states):
         s.record(ProbeResult.ok(duration_s=0.001 * i, phases={"connect": 0.001}), ts=NOW - 1)
     text = (await render(view(*states), now=NOW)).decode()
@@ -83,3 +88,22 @@ async def test_latency_percentiles_come_from_the_ring_per_window() -> None:
     got = {(lbl["window"], lbl["quantile"]): v for lbl, v in fams["probed_probe_latency_seconds"]}
     assert got[("1h", "0.5")] == 0.0505
     assert got[("1m", "0.99")] > got[("1m", "0.5")]
+
+
+async def test_staleness_is_visible_as_last_run_against_the_interval() -> None:
+    s = state("db")
+    s.record(ProbeResult.ok(duration_s=0.01), ts=NOW - 42)
+    fams = families(await render(view(s), now=NOW))
+    assert fams["probed_probe_last_run_timestamp_seconds"][0][1] == NOW - 42
+    assert fams["probed_probe_interval_seconds"][0][1] == 10
+    # The alert `time() - last_run > 3 * interval` fires for this probe at NOW (42 s > 30 s).
+
+
+async def test_a_reloaded_spec_renders_its_new_labels_and_target() -> None:
+    s = state("db", team="a")
+    s.record(ProbeResult.ok(duration_s=0.01), ts=NOW - 1)
+    await render(view(s), now=NOW)  # fills the per-probe label cache
+    s.adopt(dataclasses.replace(s.spec, labels={"team": "b"}, target="127.0.0.1:6432"), s.secrets)
+    fams = families(await render(view(s), now=NOW))
+    assert fams["probe_success"][0][0]["team"] == "b"
+    assert fams["probed_probe_info"][0][0]["target"] == "127.0.0.1:6432"
