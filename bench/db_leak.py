@@ -5,10 +5,13 @@
 Starts throwaway PostgreSQL, MariaDB and Redis servers (tests/peers_db.py: free loopback ports,
 temp dirs, never the machine's own servers), runs a postgres, a mysql and a redis probe side by
 side through `run_attempt` (the scheduler's runner) at the interval, and counts the probe user's
-connections on each server before, every 10 s during, and after the run; and this process's open
-file descriptors before and after. A leak shows as `after > baseline` on either side. Every
-fifth attempt is made to fail (a query error, a wrong password) so the error paths are covered
-too. Prints one JSON object last; exits 1 on a leak.
+connections on each server before, every 10 s during, and after the run (pg_stat_activity rows of
+the probe user, Threads_connected minus the asking session, Redis connected_clients minus
+redis-cli); and this process's open file descriptors before and after. A leak shows as
+`after > baseline` on either side. Every fifth attempt is made to fail, in turn each way that
+engine can (a query error; a query slower than the timeout, so the abandoned-query cleanup runs:
+PostgreSQL's cancel request, MySQL's KILL QUERY; a wrong password), so the error paths are
+covered too. Prints one JSON object last; exits 1 on a leak.
 """
 
 from __future__ import annotations
@@ -49,9 +52,9 @@ def open_fds() -> int:
 
 
 class Engine:
-    """One server, a healthy probe and a failing one, and how to count the probe's connections."""
+    """One server, a healthy probe and failing ones, and how to count the probe's connections."""
 
-    def __init__(self, name: str, healthy: Any, failing: Any, count: Callable[[], int]) -> None:
+    def __init__(self, name: str, healthy: Any, failing: list[Any], count: Callable[[], int]) -> None:
         self.name, self.healthy, self.failing, self._count = name, healthy, failing, count
         self.results: Counter[str] = Counter()
         self.samples: list[int] = []
@@ -63,7 +66,7 @@ class Engine:
         start = time.monotonic()
         n = 0
         while time.monotonic() - start < seconds:
-            probe = self.failing if n % 5 == 4 else self.healthy
+            probe = self.failing[n // 5 % len(self.failing)] if n % 5 == 4 else self.healthy
             result = await run_attempt(probe, TIMEOUT_S)
             self.results[result.reason.value] += 1
             n += 1
@@ -96,8 +99,8 @@ async def measure(engines: list[Engine], seconds: float, interval: float) -> dic
     stop.set()
     await asyncio.gather(*samplers)
     for e in engines:
-        await e.healthy.aclose()
-        await e.failing.aclose()
+        for probe in (e.healthy, *e.failing):
+            await probe.aclose()
     report: dict[str, Any] = {"seconds": seconds, "interval_s": interval, "engines": {}}
     leak = False
     for e in engines:
@@ -139,15 +142,23 @@ def main() -> int:
             return build_probe(kind, url, settings, TIMEOUT_S)
 
         checks = {"check_connections": True, "expect_role": "primary", "max_long_running_queries": 10}
+        def pg_probe(**settings: Any) -> Any:
+            return probe("postgres", pg.url(), PostgresProbeConfig(password=PG_PASSWORD, **settings))
+
+        def my_probe(**settings: Any) -> Any:
+            return probe("mysql", my.url(), MysqlProbeConfig(password=MY_PASSWORD, **settings))
+
         engines = [
-            Engine("postgres", probe("postgres", pg.url(), PostgresProbeConfig(password=PG_PASSWORD, **checks)),
-                   probe("postgres", pg.url(), PostgresProbeConfig(password=PG_PASSWORD, query="SELECT 1/0")),
+            Engine("postgres", pg_probe(**checks),
+                   [pg_probe(query="SELECT 1/0"), pg_probe(query="SELECT pg_sleep(5)"),
+                    probe("postgres", pg.url(), PostgresProbeConfig(password="wrong-password"))],
                    pg_count),
-            Engine("mysql", probe("mysql", my.url(), MysqlProbeConfig(password=MY_PASSWORD, **checks)),
-                   probe("mysql", my.url(), MysqlProbeConfig(password=MY_PASSWORD, query="SELECT * FROM nope")),
+            Engine("mysql", my_probe(**checks),
+                   [my_probe(query="SELECT * FROM nope"), my_probe(query="SELECT SLEEP(5)"),
+                    probe("mysql", my.url(), MysqlProbeConfig(password="wrong-password"))],
                    my.threads_connected),
             Engine("redis", probe("redis", rd.url(), RedisProbeConfig(password=REDIS_PASSWORD, max_memory_ratio=0.9)),
-                   probe("redis", rd.url(), RedisProbeConfig(password="wrong-password")),
+                   [probe("redis", rd.url(), RedisProbeConfig(password="wrong-password"))],
                    rd.connected_clients),
         ]
         report = asyncio.run(measure(engines, args.seconds, args.interval))

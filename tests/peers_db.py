@@ -22,10 +22,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -35,6 +35,9 @@ REDIS_PASSWORD, REDIS_ACL_USER, REDIS_ACL_PASSWORD = "rd-Secret-4711", "probe", 
 ADMIN_PASSWORD = "admin-Secret-4711"
 MAX_CONNECTIONS = 12
 START_TIMEOUT_S = 60.0
+
+
+_S = TypeVar("_S", bound="_Server")
 
 
 class ServerUnavailable(RuntimeError):
@@ -111,6 +114,9 @@ class _Server:
 
     def wait_ready(self) -> None:
         """Listening is not always accepting (PostgreSQL says "starting up"); engines refine this."""
+
+    def setup_users(self) -> None:
+        """Create the probe's user and database (Redis has its users on the command line)."""
 
     def stop(self) -> None:
         _stop(self.proc)
@@ -215,6 +221,40 @@ class PostgresServer(_Server):
     def setup_users(self) -> None:
         self.psql(f"CREATE ROLE {PG_USER} LOGIN PASSWORD '{PG_PASSWORD}' IN ROLE pg_monitor",
                   f"CREATE DATABASE {PG_DB} OWNER {PG_USER}")
+
+    @contextlib.contextmanager
+    def certificate(self, cert: str, key: str) -> Iterator[None]:
+        """Serve another certificate for a while (a reload, no restart), then the original again."""
+        names = []
+        for src, name in ((cert, "alt.crt"), (key, "alt.key")):
+            dst = self.tmp / name
+            shutil.copy(src, dst)
+            dst.chmod(0o600)  # PostgreSQL refuses a key others can read
+            if self.run_as:
+                shutil.chown(dst, self.run_as)
+            names.append(dst)
+        self.psql(f"ALTER SYSTEM SET ssl_cert_file = '{names[0]}'", f"ALTER SYSTEM SET ssl_key_file = '{names[1]}'",
+                  "SELECT pg_reload_conf()")
+        try:
+            yield
+        finally:
+            self.psql("ALTER SYSTEM RESET ssl_cert_file", "ALTER SYSTEM RESET ssl_key_file", "SELECT pg_reload_conf()")
+
+    def make_standby(self) -> None:
+        """Restart as a hot standby (standby.signal, no primary to follow): in recovery, read-only.
+
+        What a probe meets when the endpoint it checks now points at a replica; `promote()` is
+        the failover that follows.
+        """
+        self.stop()
+        signal_file = self.data / "standby.signal"
+        signal_file.touch()
+        if self.run_as:
+            shutil.chown(signal_file, self.run_as)
+        self.start()
+
+    def promote(self) -> None:
+        self.psql("SELECT pg_promote(wait => true)")
 
     def url(self, user: str = PG_USER, db: str = PG_DB, password: str | None = None, params: str = "") -> str:
         auth = f"{user}:{password}" if password is not None else user
@@ -351,6 +391,19 @@ class RedisServer(_Server):
         auth = f"{user}:{password}@" if password is not None else (f"{user}@" if user else "")
         return f"redis://{auth}127.0.0.1:{self.port}/{db}"
 
+    def tls_url(self) -> str:
+        return f"rediss://127.0.0.1:{self.tls_port}/0"
+
+    @contextlib.contextmanager
+    def certificate(self, cert: str, key: str) -> Iterator[None]:
+        """Serve another certificate for a while (CONFIG SET reloads it), then the original again."""
+        original = [self.cli("CONFIG", "GET", name).splitlines()[1] for name in ("tls-cert-file", "tls-key-file")]
+        self.cli("CONFIG", "SET", "tls-cert-file", cert, "tls-key-file", key)
+        try:
+            yield
+        finally:
+            self.cli("CONFIG", "SET", "tls-cert-file", original[0], "tls-key-file", original[1])
+
     def connected_clients(self) -> int:
         info = self.cli("INFO", "clients")
         fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
@@ -431,53 +484,52 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1", "localhost")
+    other_host = ca.issue_cert("db.example.internal")  # trusted, but not for the address probed
     other_ca = trustme.CA()
     d = tmp_path_factory.mktemp("tls")
     d.chmod(0o755)
     paths = {"ca": str(d / "ca.pem"), "other_ca": str(d / "other-ca.pem"),
-             "cert": str(d / "server.crt"), "key": str(d / "server.key")}
+             "cert": str(d / "server.crt"), "key": str(d / "server.key"),
+             "other_host_cert": str(d / "other-host.crt"), "other_host_key": str(d / "other-host.key")}
     ca.cert_pem.write_to_path(paths["ca"])
     other_ca.cert_pem.write_to_path(paths["other_ca"])
     cert.cert_chain_pems[0].write_to_path(paths["cert"])
     cert.private_key_pem.write_to_path(paths["key"])
+    other_host.cert_chain_pems[0].write_to_path(paths["other_host_cert"])
+    other_host.private_key_pem.write_to_path(paths["other_host_key"])
     for p in paths.values():
         os.chmod(p, 0o644)
     yield paths
 
 
-@pytest.fixture(scope="session")
-def pg_server(tls_files: dict[str, str]) -> Iterator[PostgresServer]:
+def started(make: Callable[[], _S]) -> Iterator[_S]:
+    """Make, start and set up a server for a fixture; stop and remove it afterwards.
+
+    Missing binaries skip the test with the reason, or fail it under CI (see `unavailable`).
+    """
     try:
-        server = PostgresServer(tls_files=(tls_files["cert"], tls_files["key"]))
+        server = make()
     except ServerUnavailable as exc:
         unavailable(exc)
     with server:
         server.start()
         server.setup_users()
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server(tls_files: dict[str, str]) -> Iterator[PostgresServer]:
+    yield from started(lambda: PostgresServer(tls_files=(tls_files["cert"], tls_files["key"])))
 
 
 @pytest.fixture(scope="session")
 def mariadb_server(tls_files: dict[str, str]) -> Iterator[MariaDbServer]:
-    try:
-        server = MariaDbServer(tls_files=(tls_files["cert"], tls_files["key"]))
-    except ServerUnavailable as exc:
-        unavailable(exc)
-    with server:
-        server.start()
-        server.setup_users()
-        yield server
+    yield from started(lambda: MariaDbServer(tls_files=(tls_files["cert"], tls_files["key"])))
 
 
 @pytest.fixture(scope="session")
 def redis_server(tls_files: dict[str, str]) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(tls_files=(tls_files["cert"], tls_files["key"]))
-    except ServerUnavailable as exc:
-        unavailable(exc)
-    with server:
-        server.start()
-        yield server
+    yield from started(lambda: RedisServer(tls_files=(tls_files["cert"], tls_files["key"])))
 
 
 # --------------------------------------------------------------------------- building probes
@@ -505,3 +557,91 @@ async def attempt(probe: Any, timeout: float | None = None) -> Any:
         return await run_attempt(probe, timeout if timeout is not None else probe.timeout_s)
     finally:
         await probe.aclose()
+
+
+async def scraped(probe: Any, target: str, result: Any) -> tuple[str, dict[str, list[tuple[dict[str, str], float]]]]:
+    """The /metrics text for `probe` (of `target`) after `result`, recorded as the scheduler would,
+    and its samples by name."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from probed.config import ProbeSpec
+    from probed.exposition import ExpositionView, ReloadStatus, render
+    from probed.scheduler import SchedulerStats
+    from probed.state import ProbeState
+
+    spec = ProbeSpec(name="db", type=probe.__module__.rsplit(".", 1)[1], target=target, interval=10.0,
+                     timeout=probe.timeout_s, labels={}, settings=probe.cfg)
+    state = ProbeState.new(spec, secrets=probe.secrets)
+    state.record(result)
+    text = (await render(ExpositionView([state], {}, SchedulerStats(), ReloadStatus(True, time.time())))).decode()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return text, samples
+
+
+# --------------------------------------------------------------------------- cases every engine shares
+
+
+SQL_SSLMODES = pytest.mark.parametrize(("sslmode", "rootcert", "reason", "tls"), [
+    ("disable", None, "ok", False),
+    ("prefer", None, "ok", True),
+    ("require", None, "ok", True),  # encrypted, not verified: the test CA is in no trust store
+    ("require", "other_ca", "cert_untrusted", None),  # with a CA bundle, require verifies (as libpq, --ssl-ca)
+    ("verify-ca", "ca", "ok", True),
+    ("verify-ca", "other_ca", "cert_untrusted", None),
+    ("verify-full", "ca", "ok", True),
+    ("verify-full", None, "cert_untrusted", None),  # the system store does not know the test CA
+])
+"""The five sslmodes against a TLS server (certificate for 127.0.0.1 from tls_files["ca"]), for
+postgres and mysql alike: (sslmode, tls_files key of the CA bundle, expected reason, TLS used)."""
+
+
+def tls_params(tls_files: dict[str, str], sslmode: str, rootcert: str | None) -> str:
+    return f"sslmode={sslmode}" + (f"&sslrootcert={tls_files[rootcert]}" if rootcert else "")
+
+
+
+async def stopped_then_restarted(server: _Server, make_probe: Callable[[], Any]) -> tuple[Any, Any, Any]:
+    """Attempts before, while and after the server is stopped mid-run (restarted whatever happens)."""
+    before = await attempt(make_probe())
+    server.stop()
+    try:
+        down = await attempt(make_probe())
+    finally:
+        server.start()
+    return before, down, await attempt(make_probe())
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def leave_nothing_behind(sessions: Callable[[], Awaitable[int]], probes: Iterable[Any]) -> None:
+    """Run the attempts back to back: the server's sessions for the probe user and this process's
+    open file descriptors must both come back to where they were."""
+    sessions_before, fds_before = await sessions(), open_fds()
+    for probe in probes:
+        await attempt(probe)
+
+    async def back() -> bool:
+        return await sessions() <= sessions_before and open_fds() <= fds_before
+
+    assert await eventually(back), (f"server sessions {sessions_before} -> {await sessions()}, "
+                                    f"open fds {fds_before} -> {open_fds()}")
+
+
+async def against_silent_listener(make_probe: Callable[[int], Any], scheduler_timeout: float | None) -> Any:
+    """One attempt against a listener that accepts and never speaks; its socket must be closed after.
+
+    `scheduler_timeout` None lets the probe reach its own deadline; a number cancels it earlier,
+    as the scheduler does on its hard deadline, on shutdown or on reload.
+    """
+    async with silent_listener() as listener:
+        result = await attempt(make_probe(listener.port), scheduler_timeout)
+        assert listener.accepted == 1
+        assert await listener.all_closed_by_client(), "the probe left its socket open"
+    return result

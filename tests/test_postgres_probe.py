@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,13 +26,21 @@ from tests.peers_db import (
     PG_DB,
     PG_PASSWORD,
     PG_USER,
+    SQL_SSLMODES,
     PostgresServer,
+    ServerUnavailable,
+    against_silent_listener,
     attempt,
     build_probe,
     eventually,
+    leave_nothing_behind,
     pg_server,  # noqa: F401  (fixture)
-    silent_listener,
+    scraped,
+    started,
+    stopped_then_restarted,
     tls_files,  # noqa: F401  (fixture)
+    tls_params,
+    unavailable,
 )
 
 pytestmark = pytest.mark.database
@@ -47,6 +58,14 @@ async def admin(pg_server: PostgresServer) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(pg_server.admin_dsn())
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+def standby_pg() -> Iterator[PostgresServer]:
+    """A server of its own, restarted as a hot standby (a test promotes it)."""
+    for server in started(PostgresServer):
+        server.make_standby()
+        yield server
 
 
 async def probe_sessions(admin: asyncpg.Connection, query_like: str = "%") -> int:
@@ -148,6 +167,54 @@ async def test_a_password_read_at_run_time_never_appears_in_the_result(pg_server
     assert '"***"' in result.detail
 
 
+async def test_a_query_answer_that_quotes_the_password_is_masked_in_the_facts(pg_server: PostgresServer,
+                                                                              tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(PG_PASSWORD)
+    probe = build_probe("postgres", pg_server.url(),
+                        PostgresProbeConfig(password_file=str(tmp_path / "pw"), query=f"SELECT 'pw={PG_PASSWORD}'",
+                                            expect_value="something else"))
+    result = await attempt(probe)
+    assert result.reason is Reason.UNEXPECTED_RESULT
+    assert result.facts["first_value"] == "pw=***"
+    assert PG_PASSWORD not in result.detail
+
+
+def test_probed_once_never_shows_the_password(pg_server: PostgresServer, tmp_path: Path) -> None:
+    """End to end, text and JSON: the password from a file (read at run time, the config never
+    sees it), from ${VAR} and inline in the URL; the first fails after authenticating."""
+    (tmp_path / "pw").write_text(PG_PASSWORD + "\n")
+    config = tmp_path / "probes.yaml"
+    config.write_text(f"""\
+defaults: {{timeout: 3s}}
+probes:
+  - name: file
+    type: postgres
+    target: {pg_server.url(db="no_such_db")}
+    postgres: {{password_file: {tmp_path / "pw"}}}
+  - name: interpolated
+    type: postgres
+    target: {pg_server.url()}
+    postgres: {{password: "${{PROBED_TEST_PGPW}}", check_connections: true}}
+  - name: inline
+    type: postgres
+    target: {pg_server.url(password=PG_PASSWORD)}
+""")
+    outputs = []
+    for extra in ([], ["--json"]):
+        out = subprocess.run([sys.executable, "-m", "probed.cli", "once", "--config", str(config), *extra],
+                             capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent,
+                             env={**os.environ, "PROBED_TEST_PGPW": PG_PASSWORD})
+        assert out.returncode == 1, out.stderr  # the first probe fails: no such database
+        outputs.append(out.stdout + out.stderr)
+    text, as_json = outputs
+    assert "database_not_found" in text and "connections:" in text
+    rows = {row["name"]: row for row in map(json.loads, as_json.splitlines())}
+    assert {name: row["reason"] for name, row in rows.items()} == {
+        "file": "database_not_found", "interpolated": "ok", "inline": "ok"}
+    assert rows["inline"]["target"] == f"postgres://{PG_USER}:***@127.0.0.1:{pg_server.port}/{PG_DB}"
+    assert PG_PASSWORD not in text + as_json
+
+
 async def test_inline_url_password_works_and_is_redacted(pg_server: PostgresServer) -> None:
     probe = build_probe("postgres", pg_server.url(password=PG_PASSWORD, db="nope"), PostgresProbeConfig())
     result = await attempt(probe)
@@ -224,6 +291,10 @@ async def test_long_running_queries_over_the_limit(pg_server: PostgresServer) ->
 
 async def test_connections_at_the_limit_are_too_many_connections(pg_server: PostgresServer,
                                                                  admin: asyncpg.Connection) -> None:
+    async def idle() -> bool:  # sessions of earlier tests may still be on their way out
+        return await probe_sessions(admin) == 0
+
+    assert await eventually(idle)
     usable = MAX_CONNECTIONS - RESERVED
     in_use = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")
     held: list[asyncpg.Connection] = []
@@ -231,10 +302,22 @@ async def test_connections_at_the_limit_are_too_many_connections(pg_server: Post
         # Leave exactly one slot: the probe's own connection brings the server to 100%.
         for _ in range(usable - in_use - 1):
             held.append(await asyncpg.connect(pg_server.url(password=PG_PASSWORD)))
-        full = await attempt(pg_probe(pg_server.url(), check_connections=True))
+        target = pg_server.url(password=PG_PASSWORD)
+        probe = pg_probe(target, check_connections=True, password=None)
+        full = await attempt(probe)
         assert full.reason is Reason.TOO_MANY_CONNECTIONS
         assert full.values["connections_used_ratio"] == 1.0
         assert f"{usable} of {usable} connections in use" in full.detail
+        # What the dashboard plots, and the server that answered; the URL's password nowhere.
+        text, metrics = await scraped(probe, target, full)
+        assert metrics["probed_db_connections_used_ratio"] == [({"probe": "db", "type": "postgres"}, 1.0)]
+        assert ({"probe": "db", "type": "postgres", "name": "connections_used_ratio"}, 1.0) \
+            in metrics["probed_probe_value"]
+        (info, _), = metrics["probed_db_server_info"]
+        assert info["flavor"] == "postgresql" and info["version"] == full.info["probed_db_server_info"]["version"]
+        assert {labels["reason"] for labels, _ in metrics["probed_probe_failures_total"]} == {"too_many_connections"}
+        assert metrics["probed_probe_info"][0][0]["target"] == target.replace(PG_PASSWORD, "***")
+        assert PG_PASSWORD not in text
 
         # One more and the server itself turns the probe away.
         held.append(await asyncpg.connect(pg_server.url(password=PG_PASSWORD)))
@@ -253,42 +336,60 @@ async def test_expecting_a_replica_on_a_primary_is_wrong_role(pg_server: Postgre
     assert result.values["is_replica"] == 0
 
 
+async def test_a_hot_standby_is_a_replica_until_promoted(standby_pg: PostgresServer) -> None:
+    # The writer endpoint points at a replica: expect_role primary fails, with the ratio still read.
+    writer = await attempt(pg_probe(standby_pg.url(), expect_role="primary", check_connections=True))
+    assert writer.reason is Reason.WRONG_ROLE
+    assert writer.detail == "server is a replica, expected a primary"
+    assert writer.values["is_replica"] == 1 and writer.facts["role"] == "replica"
+    assert 0 < writer.values["connections_used_ratio"] < 0.9
+    assert (await attempt(pg_probe(standby_pg.url(), expect_role="replica"))).reason is Reason.OK
+
+    standby_pg.promote()  # the failover: the replica is now the primary
+    reader = await attempt(pg_probe(standby_pg.url(), expect_role="replica"))
+    assert reader.reason is Reason.WRONG_ROLE
+    assert reader.values["is_replica"] == 0
+    assert (await attempt(pg_probe(standby_pg.url(), expect_role="primary"))).reason is Reason.OK
+
+
 # --------------------------------------------------------------------------- transport
 
 
 async def test_server_stopped_mid_run_is_connection_refused_then_recovers(pg_server: PostgresServer) -> None:
-    assert (await attempt(pg_probe(pg_server.url()))).reason is Reason.OK
-    pg_server.stop()
-    try:
-        down = await attempt(pg_probe(pg_server.url()))
-        assert down.reason is Reason.CONNECTION_REFUSED
-    finally:
-        pg_server.start()
-    assert (await attempt(pg_probe(pg_server.url()))).reason is Reason.OK
+    before, down, after = await stopped_then_restarted(pg_server, lambda: pg_probe(pg_server.url()))
+    assert before.reason is Reason.OK
+    assert down.reason is Reason.CONNECTION_REFUSED
+    assert down.detail == "connect: connection refused"
+    assert after.reason is Reason.OK, after.detail
 
 
+@pytest.mark.parametrize("sslmode", ["disable", "require"])  # require: the SSLRequest is never answered
 @pytest.mark.parametrize("scheduler_timeout", [None, 0.3], ids=["own-deadline", "cancelled-by-scheduler"])
 async def test_listener_that_never_speaks_times_out_and_the_socket_is_closed(
-        scheduler_timeout: float | None) -> None:
-    async with silent_listener() as listener:
-        probe = pg_probe(f"postgres://{PG_USER}@127.0.0.1:{listener.port}/{PG_DB}?sslmode=disable", timeout=1.0)
-        result = await attempt(probe, scheduler_timeout)
-        assert result.reason is Reason.TIMEOUT
-        if scheduler_timeout is None:  # the probe's own deadline says what it was waiting for
-            assert result.detail.startswith("connect: no answer within")
-        assert listener.accepted == 1
-        assert await listener.all_closed_by_client()
+        scheduler_timeout: float | None, sslmode: str) -> None:
+    result = await against_silent_listener(
+        lambda port: pg_probe(f"postgres://{PG_USER}@127.0.0.1:{port}/{PG_DB}?sslmode={sslmode}", timeout=1.0),
+        scheduler_timeout)
+    assert result.reason is Reason.TIMEOUT
+    if scheduler_timeout is None:  # the probe's own deadline says what it was waiting for
+        assert result.detail == "connect: no answer within 0.9s"
 
 
-async def test_tls_verify_full_with_the_right_ca(pg_server: PostgresServer, tls_files: dict[str, str]) -> None:
-    result = await attempt(pg_probe(pg_server.url(params=f"sslmode=verify-full&sslrootcert={tls_files['ca']}")))
-    assert result.reason is Reason.OK, result.detail
-    assert result.facts["tls"] is True
+@SQL_SSLMODES
+async def test_sslmodes(pg_server: PostgresServer, tls_files: dict[str, str], sslmode: str, rootcert: str | None,
+                        reason: str, tls: bool | None) -> None:
+    result = await attempt(pg_probe(pg_server.url(params=tls_params(tls_files, sslmode, rootcert))))
+    assert result.reason.value == reason, result.detail
+    assert tls is None or result.facts["tls"] is tls
 
 
-async def test_tls_with_an_untrusted_certificate(pg_server: PostgresServer, tls_files: dict[str, str]) -> None:
-    result = await attempt(pg_probe(pg_server.url(), sslmode="verify-ca", sslrootcert=tls_files["other_ca"]))
-    assert result.reason is Reason.CERT_UNTRUSTED
+async def test_verify_full_checks_the_host_name_and_verify_ca_does_not(pg_server: PostgresServer,
+                                                                       tls_files: dict[str, str]) -> None:
+    with pg_server.certificate(tls_files["other_host_cert"], tls_files["other_host_key"]):
+        full = await attempt(pg_probe(pg_server.url(), sslmode="verify-full", sslrootcert=tls_files["ca"]))
+        ca_only = await attempt(pg_probe(pg_server.url(), sslmode="verify-ca", sslrootcert=tls_files["ca"]))
+    assert full.reason is Reason.CERT_HOSTNAME_MISMATCH, full.detail
+    assert ca_only.reason is Reason.OK, ca_only.detail
 
 
 async def test_tls_required_but_server_has_it_off_is_tls_handshake(pg_server: PostgresServer) -> None:
@@ -319,16 +420,32 @@ async def test_a_missing_ca_bundle_is_named_before_connecting(kind: str, tmp_pat
 # --------------------------------------------------------------------------- leaks
 
 
-async def test_twenty_attempts_leave_no_connection_behind(pg_server: PostgresServer,
-                                                          admin: asyncpg.Connection) -> None:
-    baseline = await probe_sessions(admin)
-    for query in ["SELECT 1", "SELECT 1/0", "SELECT pg_sleep(5)", "SELECT 1"] * 5:
-        await attempt(pg_probe(pg_server.url(), timeout=0.3, query=query, check_connections=True))
+async def test_twenty_attempts_leave_no_connection_behind(pg_server: PostgresServer, admin: asyncpg.Connection,
+                                                          tls_files: dict[str, str]) -> None:
+    # Every way an attempt ends: ok, query error, abandoned query, auth failure, TLS failure.
+    settings: list[dict[str, object]] = [
+        {}, {"query": "SELECT 1/0"}, {"query": "SELECT pg_sleep(5)"}, {"password": "wrong-password"},
+        {"sslmode": "verify-ca", "sslrootcert": tls_files["other_ca"]}]
 
-    async def back_to_baseline() -> bool:
-        return await probe_sessions(admin) == baseline
+    async def sessions() -> int:
+        return await probe_sessions(admin)
 
-    assert await eventually(back_to_baseline)
+    await leave_nothing_behind(sessions, (pg_probe(pg_server.url(), timeout=0.3, check_connections=True, **each)
+                                          for each in settings * 4))
+
+
+# --------------------------------------------------------------------------- the test harness itself
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", pytest.skip.Exception), ("true", pytest.fail.Exception)],
+                         ids=["local-skips", "ci-fails"])
+def test_missing_server_binaries_skip_locally_and_fail_under_ci(monkeypatch: pytest.MonkeyPatch, ci: str,
+                                                                outcome: type[BaseException]) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(BaseException) as raised:  # skip and fail are BaseExceptions: catch either, then compare
+        unavailable(ServerUnavailable("PostgreSQL server binaries not found; apt-get install postgresql"))
+    assert raised.type is outcome
+    assert "apt-get install postgresql" in str(raised.value)
 
 
 # --------------------------------------------------------------------------- configuration (no server)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 from collections.abc import Iterator
@@ -21,14 +22,16 @@ from tests.peers_db import (
     REDIS_ACL_USER,
     REDIS_PASSWORD,
     RedisServer,
-    ServerUnavailable,
+    against_silent_listener,
     attempt,
     build_probe,
     eventually,
+    leave_nothing_behind,
     redis_server,  # noqa: F401  (fixture)
-    silent_listener,
+    scraped,
+    started,
+    stopped_then_restarted,
     tls_files,  # noqa: F401  (fixture)
-    unavailable,
 )
 
 pytestmark = pytest.mark.database
@@ -40,26 +43,22 @@ def rd_probe(target: str, timeout: float = 2.0, **settings: object) -> object:
     return build_probe("redis", target, RedisProbeConfig(**settings), timeout, SECRETS)  # type: ignore[arg-type]
 
 
-def own_server(**kwargs: object) -> Iterator[RedisServer]:
-    try:
-        server = RedisServer(**kwargs)  # type: ignore[arg-type]
-    except ServerUnavailable as exc:
-        unavailable(exc)
-    with server:
-        server.start()
-        yield server
-
-
 @pytest.fixture
 def small_redis() -> Iterator[RedisServer]:
     """A Redis of its own with a 4 MB maxmemory, to be filled up."""
-    yield from own_server(maxmemory="4mb")
+    yield from started(lambda: RedisServer(maxmemory="4mb"))
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of its own, for a test that leaves it unusable (paused)."""
+    yield from started(RedisServer)
 
 
 @pytest.fixture
 def replica_pair() -> Iterator[tuple[RedisServer, RedisServer]]:
-    for master in own_server():
-        for replica in own_server(replica_of=master.port):
+    for master in started(RedisServer):
+        for replica in started(functools.partial(RedisServer, replica_of=master.port)):
             yield master, replica
 
 
@@ -87,7 +86,7 @@ class RawClients:
 async def test_healthy_server_is_ok_with_memory_clients_and_role(redis_server: RedisServer) -> None:
     result = await attempt(rd_probe(redis_server.url(), max_memory_ratio=0.9, expect_role="master"))
     assert result.reason is Reason.OK, result.detail
-    assert set(result.phases) == {"connect", "query", "checks"}
+    assert set(result.phases) == {"connect", "auth", "query", "checks"}
     assert result.values["memory_max_bytes"] == 64 * 1024 * 1024
     assert 0 < result.values["memory_used_ratio"] < 0.9
     assert result.values["connected_clients"] >= 1  # the probe itself
@@ -105,7 +104,7 @@ async def test_acl_user_from_the_url(redis_server: RedisServer) -> None:
 async def test_info_can_be_skipped_for_users_without_the_permission(redis_server: RedisServer) -> None:
     result = await attempt(rd_probe(redis_server.url(), info=False))
     assert result.reason is Reason.OK
-    assert set(result.phases) == {"connect", "query"} and not result.values
+    assert set(result.phases) == {"connect", "auth", "query"} and not result.values
 
 
 async def test_missing_info_permission_is_query_error(redis_server: RedisServer) -> None:
@@ -127,6 +126,8 @@ async def test_wrong_or_missing_password_is_auth_failed(redis_server: RedisServe
                                                         password: str | None) -> None:
     result = await attempt(rd_probe(redis_server.url(user=user), password=password))
     assert result.reason is Reason.AUTH_FAILED, result.detail
+    # AUTH during the session setup, or NOAUTH for the PING when there is no password to send.
+    assert result.detail.startswith("auth: " if password else "query: Authentication required"), result.detail
 
 
 async def test_password_from_a_file_never_shows(redis_server: RedisServer, tmp_path: Path) -> None:
@@ -152,24 +153,35 @@ async def test_memory_over_the_ratio_is_memory_high(small_redis: RedisServer) ->
         reply = small_redis.cli("SET", f"fill:{i}", value)
         if reply != "OK":
             break
-    result = await attempt(rd_probe(small_redis.url(), max_memory_ratio=0.9))
+    probe = rd_probe(small_redis.url(), max_memory_ratio=0.9)
+    result = await attempt(probe)
     assert result.reason is Reason.MEMORY_HIGH
     assert result.values["memory_used_ratio"] > 0.9
     assert "of maxmemory" in result.detail
+    _, metrics = await scraped(probe, small_redis.url(), result)
+    (labels, ratio), = metrics["probed_redis_memory_used_ratio"]
+    assert labels == {"probe": "db", "type": "redis"} and ratio == result.values["memory_used_ratio"]
+    assert metrics["probed_redis_server_info"][0][0]["mode"] == "standalone"
 
 
 async def test_clients_at_the_limit_are_too_many_connections(redis_server: RedisServer) -> None:
+    async def idle() -> bool:  # clients of earlier tests may still be on their way out
+        return redis_server.connected_clients() == 0
+
+    assert await eventually(idle)
     clients = RawClients(redis_server)
     try:
-        clients.open(MAX_CONNECTIONS - 2 - redis_server.connected_clients())  # the probe makes it 11 of 12
+        clients.open(MAX_CONNECTIONS - 2)  # the probe makes it 11 of 12
         busy = await attempt(rd_probe(redis_server.url(), max_connections_ratio=0.9))
         assert busy.reason is Reason.TOO_MANY_CONNECTIONS
         assert busy.values["connections_used_ratio"] == (MAX_CONNECTIONS - 1) / MAX_CONNECTIONS
 
-        clients.open(MAX_CONNECTIONS - redis_server.connected_clients())  # full: no room for the probe
-        refused = await attempt(rd_probe(redis_server.url()))
-        assert refused.reason is Reason.TOO_MANY_CONNECTIONS
-        assert "max number of clients reached" in refused.detail
+        async def refused() -> bool:  # full: no room for the probe (once its last client is gone)
+            clients.open(MAX_CONNECTIONS - redis_server.connected_clients())
+            result = await attempt(rd_probe(redis_server.url()))
+            return result.reason is Reason.TOO_MANY_CONNECTIONS and "max number of clients reached" in result.detail
+
+        assert await eventually(refused)
     finally:
         clients.close()
 
@@ -189,51 +201,73 @@ async def test_role_mismatch_in_both_directions(replica_pair: tuple[RedisServer,
 
 
 async def test_server_stopped_mid_run_is_connection_refused_then_recovers(redis_server: RedisServer) -> None:
-    assert (await attempt(rd_probe(redis_server.url()))).reason is Reason.OK
-    redis_server.stop()
-    try:
-        down = await attempt(rd_probe(redis_server.url()))
-        assert down.reason is Reason.CONNECTION_REFUSED
-    finally:
-        redis_server.start()
-    assert (await attempt(rd_probe(redis_server.url()))).reason is Reason.OK
+    before, down, after = await stopped_then_restarted(redis_server, lambda: rd_probe(redis_server.url()))
+    assert before.reason is Reason.OK
+    assert down.reason is Reason.CONNECTION_REFUSED
+    assert down.detail == "connect: connection refused"
+    assert after.reason is Reason.OK, after.detail
 
 
+@pytest.mark.parametrize(("scheme", "stage"), [("redis", "auth"), ("rediss", "connect")],
+                         ids=["plain-auth-unanswered", "tls-hello-unanswered"])
 @pytest.mark.parametrize("scheduler_timeout", [None, 0.3], ids=["own-deadline", "cancelled-by-scheduler"])
 async def test_listener_that_never_speaks_times_out_and_the_socket_is_closed(
-        scheduler_timeout: float | None) -> None:
-    async with silent_listener() as listener:
-        result = await attempt(rd_probe(f"redis://127.0.0.1:{listener.port}/0", timeout=1.0), scheduler_timeout)
-        assert result.reason is Reason.TIMEOUT
-        if scheduler_timeout is None:
-            assert result.detail.startswith("connect: no answer within")
-        assert listener.accepted == 1
-        assert await listener.all_closed_by_client()
+        scheduler_timeout: float | None, scheme: str, stage: str) -> None:
+    result = await against_silent_listener(
+        lambda port: rd_probe(f"{scheme}://127.0.0.1:{port}/0", timeout=1.0, sslmode="require" if scheme == "rediss"
+                              else None), scheduler_timeout)
+    assert result.reason is Reason.TIMEOUT
+    if scheduler_timeout is None:
+        assert result.detail == f"{stage}: no answer within 0.9s"
 
 
-async def test_tls_verify_full_with_the_right_ca(redis_server: RedisServer, tls_files: dict[str, str]) -> None:
-    result = await attempt(rd_probe(f"rediss://127.0.0.1:{redis_server.tls_port}/0", sslrootcert=tls_files["ca"]))
-    assert result.reason is Reason.OK, result.detail
-    assert result.facts["tls"] is True
+async def test_a_paused_server_is_timeout(own_redis: RedisServer) -> None:
+    """A Redis busy with something else (a slow command, CLIENT PAUSE) answers nobody: timeout."""
+    own_redis.cli("CLIENT", "PAUSE", "60000", "ALL")
+    result = await attempt(rd_probe(own_redis.url(), timeout=1.0))
+    assert result.reason is Reason.TIMEOUT
+    assert result.detail == "auth: no answer within 0.9s"
 
 
-async def test_tls_with_an_untrusted_certificate(redis_server: RedisServer, tls_files: dict[str, str]) -> None:
-    result = await attempt(rd_probe(f"rediss://127.0.0.1:{redis_server.tls_port}/0", sslrootcert=tls_files["other_ca"]))
-    assert result.reason is Reason.CERT_UNTRUSTED
+@pytest.mark.parametrize(("sslmode", "rootcert", "reason"), [
+    ("require", None, Reason.OK),  # encrypted, not verified
+    ("require", "other_ca", Reason.CERT_UNTRUSTED),  # with a CA bundle, require verifies
+    ("verify-ca", "ca", Reason.OK),
+    ("verify-ca", "other_ca", Reason.CERT_UNTRUSTED),
+    ("verify-full", "ca", Reason.OK),
+    ("verify-full", None, Reason.CERT_UNTRUSTED),  # the system store does not know the test CA
+])
+async def test_sslmodes(redis_server: RedisServer, tls_files: dict[str, str], sslmode: str, rootcert: str | None,
+                        reason: Reason) -> None:
+    result = await attempt(rd_probe(redis_server.tls_url(), sslmode=sslmode,
+                                    sslrootcert=tls_files[rootcert] if rootcert else None))
+    assert result.reason is reason, result.detail
+    if reason is Reason.OK:
+        assert result.facts["tls"] is True
+
+
+async def test_verify_full_checks_the_host_name_and_verify_ca_does_not(redis_server: RedisServer,
+                                                                       tls_files: dict[str, str]) -> None:
+    with redis_server.certificate(tls_files["other_host_cert"], tls_files["other_host_key"]):
+        full = await attempt(rd_probe(redis_server.tls_url(), sslrootcert=tls_files["ca"]))  # verify-full: default
+        ca_only = await attempt(rd_probe(redis_server.tls_url(), sslmode="verify-ca", sslrootcert=tls_files["ca"]))
+    assert full.reason is Reason.CERT_HOSTNAME_MISMATCH, full.detail
+    assert ca_only.reason is Reason.OK, ca_only.detail
 
 
 # --------------------------------------------------------------------------- leaks
 
 
-async def test_twenty_attempts_leave_no_connection_behind(redis_server: RedisServer) -> None:
-    baseline = redis_server.connected_clients()
-    for i in range(20):
-        await attempt(rd_probe(redis_server.url(), password=REDIS_PASSWORD if i % 3 else "wrong-password"))
+async def test_twenty_attempts_leave_no_connection_behind(redis_server: RedisServer,
+                                                          tls_files: dict[str, str]) -> None:
+    probes = [(redis_server.url(), {}), (redis_server.url(), {"password": "wrong-password"}),
+              (redis_server.tls_url(), {"sslrootcert": tls_files["ca"]}),
+              (redis_server.tls_url(), {"sslrootcert": tls_files["other_ca"]})]
 
-    async def back_to_baseline() -> bool:
-        return redis_server.connected_clients() == baseline
+    async def sessions() -> int:
+        return redis_server.connected_clients()
 
-    assert await eventually(back_to_baseline)
+    await leave_nothing_behind(sessions, (rd_probe(url, **each) for url, each in probes * 5))
 
 
 # --------------------------------------------------------------------------- parsing and configuration

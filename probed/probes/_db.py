@@ -1,27 +1,35 @@
 """What the postgres, mysql and redis probes share: target URLs, password sources, TLS modes,
-the attempt's own deadline, and the checks that turn server state into values and reasons.
+the attempt's own deadline and phases, background cleanup, and the checks that turn server state
+into values and reasons.
 
-Credentials never leave this module in text: `DbUrl.display()` drops the password, every detail
-goes through `Attempt.fail()`, which redacts it with the config's secrets plus the password the
-attempt actually used (read from a file or the environment, so the config loader never saw it).
+Credentials never leave this module in text: `DbUrl.display()` drops the password, and every
+result goes through `Attempt.fail()` / `Attempt.finish()`, which redact the detail and the text
+facts with the config's secrets plus the password the attempt actually used (read from a file or
+the environment, so the config loader never saw it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import decimal
 import os
 import ssl
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from probed.config import SECRET, Duration, FieldError
-from probed.probes import MetricAlias
+from probed.probes import MetricAlias, ProbeKind
+from probed.probes.errors import classify
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from probed.config import ProbeSpec
+    from probed.probes import Probe, ProbeContext
 
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 SSL_MODES: tuple[str, ...] = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -37,6 +45,7 @@ SQL_ALIASES: Mapping[str, MetricAlias] = {
 }
 SERVER_INFO = "probed_db_server_info"
 """Info metric for SQL servers: labels version and flavor (postgresql, mariadb, mysql)."""
+FLAVOR_NAMES: Mapping[str, str] = {"postgresql": "PostgreSQL", "mariadb": "MariaDB", "mysql": "MySQL"}
 
 # --------------------------------------------------------------------------- target URLs
 
@@ -100,7 +109,7 @@ class PasswordOptions:
     repr() (which the reload fingerprint and any debug log use); a changed secret still restarts
     the probe, because the daemon compares the config's secrets."""
     password_env: str | None = None
-    """Name of an environment variable read when the probe is built."""
+    """Name of an environment variable, read on every attempt (unset: the attempt fails auth_failed)."""
     password_file: str | None = None
     """Read on every attempt, so a rotated secret (a mounted Secrets Manager file) needs no reload."""
 
@@ -141,9 +150,14 @@ def resolve_password(opts: PasswordOptions, url: DbUrl) -> str | None:
 # --------------------------------------------------------------------------- TLS
 
 
-def tls_mode(url: DbUrl, configured: str | None, default: str) -> str:
-    """The effective sslmode: the section's, else the URL's, else the engine's default."""
-    return configured or url.params.get("sslmode") or default
+def tls_mode(url: DbUrl, configured: str | None, default: str, rootcert: str | None) -> str:
+    """The effective sslmode: the section's, else the URL's, else the engine's default.
+
+    `require` with a CA bundle given verifies the chain, as libpq (and the MySQL client with
+    `--ssl-ca`) do: whoever names a CA bundle wants it used.
+    """
+    mode = configured or url.params.get("sslmode") or default
+    return "verify-ca" if mode == "require" and rootcert else mode
 
 
 def check_tls_sources(url: DbUrl, sslmode: str | None, sslrootcert: str | None) -> None:
@@ -196,7 +210,8 @@ class SqlProbeConfig(PasswordOptions):
     """Options shared by `postgres:` and `mysql:` sections."""
 
     sslmode: SslMode | None = None
-    """Default prefer (TLS when the server offers it, unverified), as libpq and the MySQL client do."""
+    """Default prefer (TLS when the server offers it, unverified), as libpq and the MySQL client do.
+    require with sslrootcert verifies the chain (verify-ca), as they do too."""
     sslrootcert: str | None = None
     query: str = "SELECT 1"
     expect_rows: int | None = None
@@ -264,6 +279,7 @@ class Attempt:
     info: dict[str, dict[str, str]] = field(default_factory=dict)
     facts: dict[str, object] = field(default_factory=dict)
     problems: list[tuple[Reason, str]] = field(default_factory=list)
+    _auth_start: float | None = field(default=None, repr=False)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -274,20 +290,134 @@ class Attempt:
         finally:
             self.phases[name] = time.perf_counter() - start
 
+    def mark_auth(self) -> None:
+        """The driver's hook where the protocol's own session setup begins: `connect` ends, `auth` starts."""
+        if self._auth_start is None:
+            self._auth_start = time.perf_counter()
+
+    @contextlib.contextmanager
+    def connecting(self) -> Iterator[None]:
+        """Times `connect` up to `mark_auth()`, then `auth` until the session is ready.
+
+        The mark comes once the server's greeting is in (MySQL) or the TLS-first transport is up
+        (Redis). Without a mark, because the transport never came up or the driver offers no such
+        hook (asyncpg), the whole time is `connect`.
+        """
+        start, self._auth_start = time.perf_counter(), None
+        try:
+            yield
+        finally:
+            end = time.perf_counter()
+            if self._auth_start is not None:
+                self.phases["connect"] = self._auth_start - start
+                self.phases["auth"] = end - self._auth_start
+            else:
+                self.phases["connect"] = end - start
+
+    def stage(self, stage: str) -> str:
+        """The stage an error happened in, for its detail: `connect` splits at `mark_auth()` too."""
+        return "auth" if stage == "connect" and self._auth_start is not None else stage
+
     def add_secret(self, secret: str | None) -> None:
         if secret:
             self.secrets = self.secrets | {secret}
 
+    def server(self, metric: str, labels: Mapping[str, str], **facts: object) -> None:
+        """The server's identity: an info metric (bounded labels) and the same facts for people."""
+        self.info[metric] = dict(labels)
+        self.facts.update(facts)
+
+    def _facts(self) -> dict[str, object]:
+        # Text the server sent back (a query's first value, a status line) may quote a secret.
+        return {k: redact(v, self.secrets) if isinstance(v, str) else v for k, v in self.facts.items()}
+
     def fail(self, reason: Reason, detail: str) -> ProbeResult:
         return ProbeResult.fail(reason, redact(detail, self.secrets), phases=self.phases, values=self.values,
-                                info=self.info, facts=self.facts)
+                                info=self.info, facts=self._facts())
 
     def finish(self) -> ProbeResult:
         """Ok, or the most fundamental problem found; the detail lists them all."""
         if self.problems:
             problems = sorted(self.problems, key=lambda p: _PRECEDENCE.index(p[0]) if p[0] in _PRECEDENCE else 99)
             return self.fail(problems[0][0], "; ".join(text for _, text in problems))
-        return ProbeResult.ok(phases=self.phases, values=self.values, info=self.info, facts=self.facts)
+        return ProbeResult.ok(phases=self.phases, values=self.values, info=self.info, facts=self._facts())
+
+
+def timed_out(stage: str, budget: Budget) -> tuple[Reason, str]:
+    return Reason.TIMEOUT, f"{stage}: no answer within {budget.total_s:.3g}s"
+
+
+def transport_failure(exc: BaseException, stage: str) -> tuple[Reason, str]:
+    """The shared transport reasons (refused, reset, TLS, DNS ...), prefixed with the stage."""
+    reason, detail = classify(exc)
+    return reason, f"{stage}: {detail}"
+
+
+# --------------------------------------------------------------------------- the probes' common frame
+
+
+class DbProbe:
+    """The part of a database probe that is the same for every engine.
+
+    The target and its sources of password and TLS settings, the start of an attempt (the
+    password read, the CA bundle checked, both before any connection), and background cleanup
+    that outlives an attempt (a cancel request or KILL QUERY for an abandoned query), which
+    `aclose()` waits for.
+    """
+
+    schemes: ClassVar[tuple[str, ...]]
+    default_port: ClassVar[int]
+    url_params: ClassVar[Collection[str]] = TLS_PARAMS
+    default_sslmode: ClassVar[str] = "prefer"
+
+    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        self.cfg: Any = spec.settings
+        self.url = parse_db_url(spec.target, self.schemes, self.default_port, self.url_params)
+        self.timeout_s = spec.timeout
+        self.secrets = ctx.secrets
+        self.sslrootcert: str | None = self.cfg.sslrootcert or self.url.params.get("sslrootcert")
+        self.sslmode = tls_mode(self.url, self.cfg.sslmode, self.default_sslmode, self.sslrootcert)
+        self.uses_tls = self.sslmode != "disable"
+        self._cleanup: set[asyncio.Task[None]] = set()
+
+    def begin(self) -> tuple[Attempt, Budget, str | None, ProbeResult | None]:
+        """A new attempt and its budget, the password, and the result if it fails before connecting."""
+        attempt, budget = Attempt(self.secrets), Budget(self.timeout_s)
+        try:
+            password = resolve_password(self.cfg, self.url)
+        except CredentialError as exc:
+            return attempt, budget, None, attempt.fail(Reason.AUTH_FAILED, str(exc))
+        attempt.add_secret(password)
+        if self.uses_tls and (problem := rootcert_problem(self.sslmode, self.sslrootcert)) is not None:
+            return attempt, budget, password, attempt.fail(Reason.TLS_HANDSHAKE, problem)
+        return attempt, budget, password, None
+
+    def in_background(self, cleanup: Coroutine[Any, Any, None]) -> None:
+        """Run cleanup the attempt must not wait for; `aclose()` does."""
+        task = asyncio.get_running_loop().create_task(cleanup)
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def aclose(self) -> None:
+        """Wait for background cleanup; attempts keep no other resources."""
+        if self._cleanup:
+            await asyncio.gather(*self._cleanup, return_exceptions=True)
+
+
+def sql_kind(name: str, config_cls: type[SqlProbeConfig], factory: Callable[[ProbeSpec, ProbeContext], Probe],
+             schemes: tuple[str, ...], default_port: int) -> ProbeKind:
+    """The registry entry of a SQL probe type: the target checks, metric names and `probed once` lines."""
+
+    def validate_target(target: str, settings: SqlProbeConfig | None) -> None:
+        url = parse_db_url(target, schemes, default_port)
+        if not url.user:
+            raise ValueError(f"the URL names no user ({schemes[0]}://user@host:{default_port}/database)")
+        if settings is not None:
+            check_password_sources(url, settings)
+            check_tls_sources(url, settings.sslmode, settings.sslrootcert)
+
+    return ProbeKind(name=name, config_cls=config_cls, factory=factory, validate_target=validate_target,
+                     aliases=SQL_ALIASES, describe=describe_sql)
 
 
 def text_of(value: object) -> str:
@@ -331,6 +461,11 @@ def check_rows(attempt: Attempt, cfg: SqlProbeConfig, rows: Sequence[Sequence[ob
             shown = got if len(got) <= 80 else got[:77] + "..."
             attempt.problems.append((Reason.UNEXPECTED_RESULT,
                                      f"first value is {shown!r}, expected {cfg.expect_value!r}"))
+
+
+def record_sql_server(attempt: Attempt, flavor: str, version: str, tls: bool) -> None:
+    attempt.server(SERVER_INFO, {"version": version, "flavor": flavor},
+                   server_version=version, flavor=FLAVOR_NAMES[flavor], tls=tls)
 
 
 @dataclass(frozen=True)

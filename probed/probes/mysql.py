@@ -8,8 +8,9 @@ it silently falls back to plain text when a server without TLS meets an sslmode 
 round trip, and log noise), and it has no query timeout (the attempt bounds it, and the server
 gets its own: `max_statement_time` on MariaDB, `max_execution_time` on MySQL).
 
-Phases, as for postgres: `connect` (TCP, TLS, handshake, authentication, the session timeout),
-`query`, `checks` (Threads_connected, max_connections, read_only, the process list).
+Phases: `connect` (TCP and the server's greeting), `auth` (the in-band TLS upgrade,
+authentication, the session timeout), `query`, `checks` (Threads_connected, max_connections,
+read_only, the process list).
 """
 
 from __future__ import annotations
@@ -19,34 +20,30 @@ import contextlib
 import math
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomysql
 
-from probed.config import ProbeSpec
-from probed.probes import ProbeContext, ProbeKind
 from probed.probes._db import (
-    SERVER_INFO,
-    SQL_ALIASES,
-    Attempt,
     Budget,
-    CredentialError,
+    DbProbe,
     ServerState,
     SqlProbeConfig,
-    check_password_sources,
     check_rows,
     check_server_state,
-    check_tls_sources,
     client_tls_context,
-    describe_sql,
-    parse_db_url,
-    resolve_password,
-    rootcert_problem,
-    tls_mode,
+    record_sql_server,
+    sql_kind,
+    timed_out,
+    transport_failure,
 )
-from probed.probes.errors import classify
 from probed.result import ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from probed.config import ProbeSpec
+    from probed.probes import ProbeContext
 
 SCHEMES = ("mysql", "mariadb")
 DEFAULT_PORT = 3306
@@ -85,9 +82,33 @@ class _TlsUnavailable(Exception):
 
 class _ProbeConnection(aiomysql.Connection):  # type: ignore[misc]
     require_tls = False
-    probe_transport: asyncio.Transport | None = None
+    greeted: Callable[[], None] | None = None
+    """Called once the server's greeting is in: the `connect` phase ends, `auth` begins."""
+
+    # Every transport the connection ever had (the plain one, then the TLS one), so that each way
+    # out can abort them all. aiomysql forgets its writer when a read is cancelled or the handshake
+    # fails, and what it does close it closes gracefully, which with TLS waits up to 30 s for a
+    # close_notify that a server busy with an abandoned query (or gone) does not send.
+    @property
+    def _writer(self) -> asyncio.StreamWriter | None:
+        writer: asyncio.StreamWriter | None = self.__dict__.get("_probe_writer")
+        return writer
+
+    @_writer.setter
+    def _writer(self, writer: asyncio.StreamWriter | None) -> None:
+        self.__dict__["_probe_writer"] = writer
+        if writer is not None:
+            self.__dict__.setdefault("_probe_transports", []).append(writer.transport)
+
+    def abort(self) -> None:
+        """Drop the connection now: every transport aborted (harmless after a clean close)."""
+        for transport in self.__dict__.get("_probe_transports", ()):
+            transport.abort()
+        self.close()
 
     async def _request_authentication(self) -> None:
+        if self.greeted is not None:
+            self.greeted()
         # aiomysql would carry on in plain text; refuse before any credential is sent.
         if self.require_tls and not self.server_capabilities & _CLIENT_SSL:
             raise _TlsUnavailable
@@ -99,19 +120,17 @@ class _QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
         """Server warnings (e.g. division by zero yields NULL) are the query's business, not ours."""
 
 
-class MysqlProbe:
+class MysqlProbe(DbProbe):
+    schemes = SCHEMES
+    default_port = DEFAULT_PORT
+
     def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        super().__init__(spec, ctx)
         self.cfg: MysqlProbeConfig = spec.settings
-        self.url = parse_db_url(spec.target, SCHEMES, DEFAULT_PORT)
-        self.timeout_s = spec.timeout
-        self.secrets = ctx.secrets
-        self.sslmode = tls_mode(self.url, self.cfg.sslmode, "prefer")
-        self.sslrootcert = self.cfg.sslrootcert or self.url.params.get("sslrootcert")
         self._ssl: ssl.SSLContext | None = None
-        self._cleanup: set[asyncio.Task[None]] = set()
 
     def _ssl_context(self) -> ssl.SSLContext | None:
-        if self._ssl is None and self.sslmode != "disable":
+        if self._ssl is None and self.uses_tls:
             self._ssl = client_tls_context(self.sslmode, self.sslrootcert)
         return self._ssl
 
@@ -124,30 +143,25 @@ class MysqlProbe:
         return conn
 
     async def probe(self) -> ProbeResult:
-        attempt = Attempt(self.secrets)
-        budget = Budget(self.timeout_s)
-        try:
-            password = resolve_password(self.cfg, self.url)
-        except CredentialError as exc:
-            return attempt.fail(Reason.AUTH_FAILED, str(exc))
-        attempt.add_secret(password)
-        if (problem := rootcert_problem(self.sslmode, self.sslrootcert)) is not None:
-            return attempt.fail(Reason.TLS_HANDSHAKE, problem)
+        attempt, budget, password, failed = self.begin()
+        if failed is not None:
+            return failed
 
         stage = "connect"
         conn: _ProbeConnection | None = None
         in_sync = True  # False while a query may still be running on the server
         try:
-            with attempt.phase("connect"):
+            # connect: TCP and the server's greeting; auth: TLS (MySQL upgrades in-band),
+            # authentication and the session's own timeout, until the session is ready.
+            with attempt.connecting():
                 conn = self._connection(password, budget)
+                conn.greeted = attempt.mark_auth
                 async with asyncio.timeout(budget.remaining()):
                     await _open(conn)
                     flavor, version = _flavor(conn.get_server_info())
                     if self.cfg.server_side_timeout:
                         await _execute(conn, _session_timeout_sql(flavor, budget.remaining()))
-            attempt.info[SERVER_INFO] = {"version": version, "flavor": flavor}
-            attempt.facts.update(server_version=version, flavor="MariaDB" if flavor == "mariadb" else "MySQL",
-                                 tls=bool(conn._secure))
+            record_sql_server(attempt, flavor, version, bool(conn._secure))
             stage, in_sync = "query", False
             with attempt.phase("query"):
                 async with asyncio.timeout(budget.remaining()):
@@ -165,7 +179,7 @@ class MysqlProbe:
             # A server error (client-side codes are 2000-2999) ends the statement: back in sync.
             if isinstance(exc, aiomysql.MySQLError) and not 2000 <= _code(exc) < 3000:
                 in_sync = True
-            reason, detail = self._classify(exc, stage, budget)
+            reason, detail = self._classify(exc, attempt.stage(stage), budget)
             if isinstance(exc, aiomysql.MySQLError) and _code(exc):
                 attempt.facts["error_code"] = _code(exc)
             return attempt.fail(reason, detail)
@@ -183,42 +197,32 @@ class MysqlProbe:
         """
         killer = self._connection(password, budget)
         killer.connect_timeout = CLEANUP_TIMEOUT_S
-        task = asyncio.get_running_loop().create_task(_kill_query(killer, thread_id))
-        self._cleanup.add(task)
-        task.add_done_callback(self._cleanup.discard)
-
-    async def aclose(self) -> None:
-        """Wait for pending KILL QUERY connections; attempts keep no other resources."""
-        if self._cleanup:
-            await asyncio.gather(*self._cleanup, return_exceptions=True)
+        self.in_background(_kill_query(killer, thread_id))
 
     def _classify(self, exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
         if isinstance(exc, TimeoutError):
-            return Reason.TIMEOUT, f"{stage}: no answer within {budget.total_s:.3g}s"
+            return timed_out(stage, budget)
         if isinstance(exc, _TlsUnavailable):
             return Reason.TLS_HANDSHAKE, f"{stage}: server does not offer TLS (sslmode={self.sslmode})"
         if isinstance(exc, aiomysql.MySQLError):
             code, message = _code(exc), _message(exc)
             if code == _CR_CONN_HOST_ERROR and exc.__cause__ is not None:
-                reason, detail = classify(exc.__cause__)
-                return reason, f"{stage}: {detail}"
-            fallback = Reason.QUERY_ERROR if stage != "connect" or code < 2000 else Reason.PROTOCOL_ERROR
+                return transport_failure(exc.__cause__, stage)
+            # A client-side code (2000-2999) before the session is ready: the server spoke something else.
+            fallback = Reason.PROTOCOL_ERROR if stage in ("connect", "auth") and code >= 2000 else Reason.QUERY_ERROR
             return _REASONS_BY_CODE.get(code, fallback), f"{stage}: {message} (error {code})"
-        reason, detail = classify(exc)
-        return reason, f"{stage}: {detail}"
+        return transport_failure(exc, stage)
 
 
 async def _open(conn: _ProbeConnection) -> None:
     # aiomysql closes the socket after errors and cancelled reads, but its handler catches only
     # Exception: a cancellation landing anywhere else in the handshake (a write, the TLS upgrade)
-    # would leave the socket open. Close it on every way out.
+    # would leave the socket open. Abort it on every way out.
     try:
         await conn._connect()
     except BaseException:
-        conn.close()
+        conn.abort()
         raise
-    # Kept because aiomysql forgets its writer when a read is cancelled, and _close() needs it.
-    conn.probe_transport = conn._writer.transport
 
 
 async def _execute(conn: _ProbeConnection, sql: str, *args: object) -> list[tuple[Any, ...]]:
@@ -256,13 +260,7 @@ async def _close(conn: _ProbeConnection, graceful: bool, budget: Budget) -> None
         with contextlib.suppress(Exception):
             async with asyncio.timeout(budget.remaining()):
                 await conn.ensure_closed()
-    _drop(conn)
-
-
-def _drop(conn: _ProbeConnection) -> None:
-    if conn.probe_transport is not None:
-        conn.probe_transport.abort()  # harmless after a clean close
-    conn.close()
+    conn.abort()
 
 
 async def _kill_query(killer: _ProbeConnection, thread_id: int) -> None:
@@ -274,7 +272,7 @@ async def _kill_query(killer: _ProbeConnection, thread_id: int) -> None:
     except Exception:
         pass  # best effort: the session timeout is the backstop
     finally:
-        _drop(killer)
+        killer.abort()
 
 
 def _flavor(server_info: str) -> tuple[str, str]:
@@ -292,24 +290,4 @@ def _message(exc: BaseException) -> str:
     return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
 
 
-def _validate_target(target: str, settings: MysqlProbeConfig | None) -> None:
-    url = parse_db_url(target, SCHEMES, DEFAULT_PORT)
-    if not url.user:
-        raise ValueError("the URL names no user (mysql://user@host:3306/database)")
-    if settings is not None:
-        check_password_sources(url, settings)
-        check_tls_sources(url, settings.sslmode, settings.sslrootcert)
-
-
-def _factory(spec: ProbeSpec, ctx: ProbeContext) -> MysqlProbe:
-    return MysqlProbe(spec, ctx)
-
-
-KIND = ProbeKind(
-    name="mysql",
-    config_cls=MysqlProbeConfig,
-    factory=_factory,
-    validate_target=_validate_target,
-    aliases=SQL_ALIASES,
-    describe=describe_sql,
-)
+KIND = sql_kind("mysql", MysqlProbeConfig, MysqlProbe, SCHEMES, DEFAULT_PORT)

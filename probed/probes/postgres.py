@@ -7,8 +7,9 @@ server a cancel request instead of just dropping the socket.
 Each attempt opens a fresh connection, as an application's first query after a failover or a
 pool refill would; a kept connection would hide exactly the failures (auth, limits, TLS)
 operators need to see. Phases: `connect` is TCP, TLS, startup and authentication together (asyncpg
-does them in one call; timing TCP separately would need a second connection), `query` the
-configured query, `checks` the one round trip reading pg_stat_activity and the role.
+does them in one call with no hook in between, so unlike mysql and redis there is no separate
+`auth`; timing TCP on its own would need a second connection), `query` the configured query,
+`checks` the one round trip reading pg_stat_activity and the role.
 
 A query the probe gives up on must not keep running on the server: the connection starts with
 `statement_timeout` set to the attempt's budget, and asyncpg's own timeout cancels it sooner.
@@ -20,33 +21,28 @@ import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from probed.config import ProbeSpec
-from probed.probes import ProbeContext, ProbeKind
 from probed.probes._db import (
-    SERVER_INFO,
-    SQL_ALIASES,
-    Attempt,
     Budget,
-    CredentialError,
+    DbProbe,
     ServerState,
     SqlProbeConfig,
-    check_password_sources,
     check_rows,
     check_server_state,
-    check_tls_sources,
     client_tls_context,
-    describe_sql,
-    parse_db_url,
-    resolve_password,
-    rootcert_problem,
-    tls_mode,
+    record_sql_server,
+    sql_kind,
+    timed_out,
+    transport_failure,
 )
-from probed.probes.errors import classify
 from probed.result import ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from probed.config import ProbeSpec
+    from probed.probes import ProbeContext
 
 SCHEMES = ("postgres", "postgresql")
 DEFAULT_PORT = 5432
@@ -75,16 +71,14 @@ class PostgresProbeConfig(SqlProbeConfig):
     """Shown in pg_stat_activity, so DBAs can tell the probe's sessions from the application's."""
 
 
-class PostgresProbe:
+class PostgresProbe(DbProbe):
+    schemes = SCHEMES
+    default_port = DEFAULT_PORT
+
     def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        super().__init__(spec, ctx)
         self.cfg: PostgresProbeConfig = spec.settings
-        self.url = parse_db_url(spec.target, SCHEMES, DEFAULT_PORT)
-        self.timeout_s = spec.timeout
-        self.secrets = ctx.secrets
-        self.sslmode = tls_mode(self.url, self.cfg.sslmode, "prefer")
-        self.sslrootcert = self.cfg.sslrootcert or self.url.params.get("sslrootcert")
         self._ssl: ssl.SSLContext | None = None
-        self._closing: set[asyncio.Task[None]] = set()
 
     def _ssl_arg(self) -> Any:
         if self.sslmode in ("disable", "prefer"):
@@ -95,15 +89,9 @@ class PostgresProbe:
         return self._ssl
 
     async def probe(self) -> ProbeResult:
-        attempt = Attempt(self.secrets)
-        budget = Budget(self.timeout_s)
-        try:
-            password = resolve_password(self.cfg, self.url)
-        except CredentialError as exc:
-            return attempt.fail(Reason.AUTH_FAILED, str(exc))
-        attempt.add_secret(password)
-        if (problem := rootcert_problem(self.sslmode, self.sslrootcert)) is not None:
-            return attempt.fail(Reason.TLS_HANDSHAKE, problem)
+        attempt, budget, password, failed = self.begin()
+        if failed is not None:
+            return failed
         settings = {"application_name": self.cfg.application_name}
         if self.cfg.server_side_timeout:
             settings["statement_timeout"] = str(max(int(budget.total_s * 1000), 1))
@@ -112,14 +100,14 @@ class PostgresProbe:
         conn: asyncpg.Connection | None = None
         graceful = True
         try:
+            # asyncpg connects, negotiates TLS and authenticates in one call with no hook in
+            # between, so `connect` includes authentication here (there is no `auth` phase).
             with attempt.phase("connect"):
                 conn = await asyncpg.connect(
                     host=self.url.host, port=self.url.port, user=self.url.user, password=password,
                     database=self.url.database, ssl=self._ssl_arg(), timeout=budget.remaining(),
                     statement_cache_size=0, server_settings=settings)
-            version = conn.get_settings().server_version.split(" ")[0]
-            attempt.info[SERVER_INFO] = {"version": version, "flavor": "postgresql"}
-            attempt.facts.update(server_version=version, flavor="PostgreSQL", tls=_is_tls(conn))
+            record_sql_server(attempt, "postgresql", conn.get_settings().server_version.split(" ")[0], _is_tls(conn))
             stage = "query"
             with attempt.phase("query"):
                 rows = await conn.fetch(self.cfg.query, timeout=budget.remaining())
@@ -149,29 +137,17 @@ class PostgresProbe:
                 if graceful:
                     await _close(conn, budget)
                 else:
-                    self._close_later(conn)
-
-    def _close_later(self, conn: asyncpg.Connection) -> None:
-        """Close a connection whose query may still run, without holding up the attempt.
-
-        asyncpg sends the server a cancel request when a query times out or its task is
-        cancelled; closing the connection right away would abort that request and leave the
-        query running until statement_timeout. `close()` waits for the cancel to go out first.
-        """
-        task = asyncio.get_running_loop().create_task(_drain_and_close(conn))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def aclose(self) -> None:
-        """Wait for connections still being closed; attempts keep no other resources."""
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
+                    # asyncpg sends the server a cancel request when a query times out or its
+                    # task is cancelled; closing the connection right away would abort that
+                    # request and leave the query running until statement_timeout.
+                    # `close()` waits for the cancel to go out first.
+                    self.in_background(_drain_and_close(conn))
 
     def _classify(self, exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
         if isinstance(exc, asyncpg.PostgresError):
             return _sqlstate_reason(exc.sqlstate or "", stage), f"{stage}: {exc} (SQLSTATE {exc.sqlstate})"
         if isinstance(exc, TimeoutError):
-            return Reason.TIMEOUT, f"{stage}: no answer within {budget.total_s:.3g}s"
+            return timed_out(stage, budget)
         if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
             return Reason.CONNECTION_RESET, f"{stage}: the server closed the connection"
         if isinstance(exc, ConnectionError) and "SSL" in str(exc):
@@ -182,8 +158,7 @@ class PostgresProbe:
             if "password" in text or "authentication" in text:
                 return Reason.AUTH_FAILED, f"{stage}: {text}"
             return Reason.PROTOCOL_ERROR, f"{stage}: {text}"
-        reason, detail = classify(exc)
-        return reason, f"{stage}: {detail}"
+        return transport_failure(exc, stage)
 
 
 def _sqlstate_reason(sqlstate: str, stage: str) -> Reason:
@@ -230,24 +205,4 @@ async def _drain_and_close(conn: asyncpg.Connection) -> None:
             conn.terminate()
 
 
-def _validate_target(target: str, settings: PostgresProbeConfig | None) -> None:
-    url = parse_db_url(target, SCHEMES, DEFAULT_PORT)
-    if not url.user:
-        raise ValueError("the URL names no user (postgres://user@host:5432/database)")
-    if settings is not None:
-        check_password_sources(url, settings)
-        check_tls_sources(url, settings.sslmode, settings.sslrootcert)
-
-
-def _factory(spec: ProbeSpec, ctx: ProbeContext) -> PostgresProbe:
-    return PostgresProbe(spec, ctx)
-
-
-KIND = ProbeKind(
-    name="postgres",
-    config_cls=PostgresProbeConfig,
-    factory=_factory,
-    validate_target=_validate_target,
-    aliases=SQL_ALIASES,
-    describe=describe_sql,
-)
+KIND = sql_kind("postgres", PostgresProbeConfig, PostgresProbe, SCHEMES, DEFAULT_PORT)

@@ -6,38 +6,41 @@ connection per attempt, no retries (redis-py retries by default, which would hid
 server), and no CLIENT SETINFO round trips. Absolute imports make `import redis` the library
 even though this module is `probed.probes.redis`.
 
-Phases: `connect` (TCP, TLS, AUTH, SELECT), `query` (PING), `checks` (INFO). Cluster mode is not
+Phases: `connect` (TCP, TLS), `auth` (AUTH, SELECT), `query` (PING), `checks` (INFO). Cluster mode is not
 followed: the probe checks the one node it is pointed at (which is what PING and INFO answer).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis.asyncio
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probed.config import FieldError, ProbeSpec
-from probed.probes import MetricAlias, ProbeContext, ProbeKind
+from probed.config import FieldError
+from probed.probes import MetricAlias, ProbeKind
 from probed.probes._db import (
     SQL_ALIASES,
     Attempt,
     Budget,
-    CredentialError,
+    DbProbe,
     DbUrl,
     PasswordOptions,
     check_password_sources,
     parse_db_url,
-    resolve_password,
-    rootcert_problem,
+    timed_out,
+    transport_failure,
 )
-from probed.probes.errors import classify
 from probed.result import ProbeResult, Reason
+
+if TYPE_CHECKING:
+    from probed.config import ProbeSpec
+    from probed.probes import ProbeContext
 
 SCHEMES = ("redis", "rediss")
 DEFAULT_PORT = 6379
@@ -57,7 +60,8 @@ RedisRole = Literal["master", "primary", "replica"]
 @dataclass(frozen=True)
 class RedisProbeConfig(PasswordOptions):
     sslmode: Literal["require", "verify-ca", "verify-full"] | None = None
-    """Only with rediss:// (default verify-full); require encrypts without verifying."""
+    """Only with rediss:// (default verify-full); require encrypts without verifying, unless
+    sslrootcert is given (then it verifies the chain, as verify-ca)."""
     sslrootcert: str | None = None
     info: bool = True
     """Read INFO after PING (needs the +info ACL permission); the checks below depend on it."""
@@ -78,46 +82,46 @@ class RedisProbeConfig(PasswordOptions):
                     raise FieldError(name, "needs `info: true` (the value comes from INFO)")
 
 
-class RedisProbe:
-    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
-        self.cfg: RedisProbeConfig = spec.settings
-        self.url = parse_db_url(spec.target, SCHEMES, DEFAULT_PORT, params=())
-        self.db = _db_index(self.url)
-        self.timeout_s = spec.timeout
-        self.secrets = ctx.secrets
-        self.tls = self.url.scheme == "rediss"
-        self.sslmode = self.cfg.sslmode or "verify-full"
+class RedisProbe(DbProbe):
+    schemes = SCHEMES
+    default_port = DEFAULT_PORT
+    url_params = ()
+    default_sslmode = "verify-full"
 
-    def _connection(self, password: str | None, budget: Budget) -> redis.asyncio.Connection:
-        common = dict(
+    def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
+        super().__init__(spec, ctx)
+        self.cfg: RedisProbeConfig = spec.settings
+        self.db = _db_index(self.url)
+        self.uses_tls = self.url.scheme == "rediss"
+
+    def _connection(self, password: str | None, budget: Budget,
+                    transport_up: Callable[[], None]) -> redis.asyncio.Connection:
+        async def session_setup(conn: redis.asyncio.Connection) -> None:
+            transport_up()  # TCP, and TLS (which Redis speaks from the first byte), are done
+            await conn.on_connect()
+
+        common: dict[str, Any] = dict(
             host=self.url.host, port=self.url.port, db=self.db, username=self.url.user, password=password,
             socket_timeout=budget.remaining(), socket_connect_timeout=budget.remaining(),
-            retry=Retry(NoBackoff(), 0), driver_info=None, protocol=2)
-        if not self.tls:
-            return redis.asyncio.Connection(**common)  # type: ignore[arg-type]
+            retry=Retry(NoBackoff(), 0), driver_info=None, protocol=2, redis_connect_func=session_setup)
+        if not self.uses_tls:
+            return redis.asyncio.Connection(**common)
         return redis.asyncio.SSLConnection(
             ssl_cert_reqs="none" if self.sslmode == "require" else "required",
-            ssl_check_hostname=self.sslmode == "verify-full", ssl_ca_certs=self.cfg.sslrootcert,
-            **common)  # type: ignore[arg-type]
+            ssl_check_hostname=self.sslmode == "verify-full", ssl_ca_certs=self.sslrootcert, **common)
 
     async def probe(self) -> ProbeResult:
-        attempt = Attempt(self.secrets)
-        budget = Budget(self.timeout_s)
-        try:
-            password = resolve_password(self.cfg, self.url)
-        except CredentialError as exc:
-            return attempt.fail(Reason.AUTH_FAILED, str(exc))
-        attempt.add_secret(password)
-        if self.tls and (problem := rootcert_problem(self.sslmode, self.cfg.sslrootcert)) is not None:
-            return attempt.fail(Reason.TLS_HANDSHAKE, problem)
+        attempt, budget, password, failed = self.begin()
+        if failed is not None:
+            return failed
 
-        conn = self._connection(password, budget)
+        conn = self._connection(password, budget, attempt.mark_auth)
         stage = "connect"
         try:
-            with attempt.phase("connect"):
+            with attempt.connecting():  # connect: TCP and TLS; auth: AUTH and SELECT
                 async with asyncio.timeout(budget.remaining()):
                     await conn.connect()  # type: ignore[no-untyped-call]
-            attempt.facts["tls"] = self.tls
+            attempt.facts["tls"] = self.uses_tls
             stage = "query"
             with attempt.phase("query"):
                 async with asyncio.timeout(budget.remaining()):
@@ -134,7 +138,7 @@ class RedisProbe:
                 self._check_info(attempt, parse_info(raw))
             return attempt.finish()
         except Exception as exc:
-            reason, detail = _classify(exc, stage, budget)
+            reason, detail = _classify(exc, attempt.stage(stage), budget)
             return attempt.fail(reason, detail)
         finally:
             # No await happens before the socket is closed, so a cancelled attempt closes it too.
@@ -143,8 +147,8 @@ class RedisProbe:
     def _check_info(self, attempt: Attempt, info: Mapping[str, str]) -> None:
         version, mode = info.get("redis_version", ""), info.get("redis_mode", "")
         if version:
-            attempt.info[SERVER_INFO] = {"version": version, "mode": mode or "standalone"}
-            attempt.facts.update(server_version=version, mode=mode or "standalone")
+            attempt.server(SERVER_INFO, {"version": version, "mode": mode or "standalone"},
+                           server_version=version, mode=mode or "standalone")
         clients, maxclients = _int(info, "connected_clients"), _int(info, "maxclients")
         used, maxmemory = _int(info, "used_memory"), _int(info, "maxmemory")
         if clients is not None:
@@ -181,9 +185,6 @@ class RedisProbe:
                 attempt.problems.append((Reason.WRONG_ROLE, f"server is a {attempt.facts['role']}, "
                                          f"expected a {expected}"))
 
-    async def aclose(self) -> None:
-        """Nothing to release: every attempt opens and closes its own connection."""
-
 
 def parse_info(raw: object) -> dict[str, str]:
     """INFO's `key:value` lines (sections and comments skipped) as strings."""
@@ -205,7 +206,7 @@ def _int(info: Mapping[str, str], key: str) -> int | None:
 
 def _classify(exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
     if isinstance(exc, (TimeoutError, redis.exceptions.TimeoutError)):
-        return Reason.TIMEOUT, f"{stage}: no answer within {budget.total_s:.3g}s"
+        return timed_out(stage, budget)
     if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError)):
         return Reason.AUTH_FAILED, f"{stage}: {exc}"
     if isinstance(exc, redis.exceptions.BusyLoadingError):
@@ -215,15 +216,13 @@ def _classify(exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
             return Reason.TOO_MANY_CONNECTIONS, f"{stage}: {exc}"
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, (OSError, EOFError)):  # refused, reset, TLS: the transport's own reason
-            reason, detail = classify(cause)
-            return reason, f"{stage}: {detail}"
+            return transport_failure(cause, stage)
         return Reason.CONNECTION_RESET, f"{stage}: {exc}"
     if isinstance(exc, redis.exceptions.ResponseError):
         if "DB index is out of range" in str(exc):
             return Reason.DATABASE_NOT_FOUND, f"{stage}: {exc}"
         return Reason.QUERY_ERROR, f"{stage}: {exc}"
-    reason, detail = classify(exc)
-    return reason, f"{stage}: {detail}"
+    return transport_failure(exc, stage)
 
 
 def _db_index(url: DbUrl) -> int:
@@ -241,10 +240,6 @@ def _validate_target(target: str, settings: RedisProbeConfig | None) -> None:
         check_password_sources(url, settings)
         if url.scheme == "redis" and (settings.sslmode or settings.sslrootcert):
             raise ValueError("sslmode and sslrootcert need a rediss:// target (TLS)")
-
-
-def _factory(spec: ProbeSpec, ctx: ProbeContext) -> RedisProbe:
-    return RedisProbe(spec, ctx)
 
 
 def _mib(n: int) -> str:
@@ -272,7 +267,7 @@ def describe(result: ProbeResult) -> list[str]:
 KIND = ProbeKind(
     name="redis",
     config_cls=RedisProbeConfig,
-    factory=_factory,
+    factory=RedisProbe,
     validate_target=_validate_target,
     aliases=ALIASES,
     describe=describe,
