@@ -78,6 +78,40 @@ async def test_every_attempt_opens_a_new_connection_unless_keepalive(prober: Pro
     assert len(set(web_peer.state["client_ports"])) == 2
 
 
+def time_wait_ports(server_port: int) -> set[int]:
+    """Local ports of this host's TIME_WAIT connections to 127.0.0.1:server_port (/proc/net/tcp)."""
+    ports = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        if state == "06" and remote == f"0100007F:{server_port:04X}":
+            ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net/tcp")
+async def test_a_fresh_connection_closes_with_a_reset_and_leaves_no_time_wait(prober: Prober) -> None:
+    # A server that answers and then keeps the connection open, as keep-alive servers and ALBs
+    # do: the prober closes first, which is what would leave it holding TIME_WAIT.
+    client_ports: list[int] = []
+
+    async def answer_and_linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        client_ports.append(writer.get_extra_info("peername")[1])
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await reader.read()  # until the prober closes
+        writer.close()
+
+    server = await asyncio.start_server(answer_and_linger, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        fresh = prober.make("http", f"http://127.0.0.1:{port}/")
+        for _ in range(5):
+            assert (await fresh.probe()).reason is Reason.OK
+        assert len(set(client_ports)) == 5
+        assert not set(client_ports) & time_wait_ports(port)
+
+
 async def test_sends_method_headers_body_and_a_probed_user_agent(prober: Prober, web_peer: WebPeer) -> None:
     settings = {
         "method": "POST",
