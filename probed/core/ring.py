@@ -116,9 +116,13 @@ class _Buckets:
             self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
             self.last = bucket
             return
-        for b in range(max(self.last + 1, bucket - self.size + 1), bucket + 1):
-            slot = b % self.size
-            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
+        if bucket - self.last >= self.size:  # a first record, or a gap longer than the span
+            zeros = array("H", bytes(2 * self.size))
+            self.attempts[:] = self.failures[:] = self.fast[:] = zeros
+        else:
+            for b in range(self.last + 1, bucket + 1):
+                slot = b % self.size
+                self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
         self.last = bucket
 
     def window(self, now: float, window_s: float) -> WindowCounts:
