@@ -20,7 +20,7 @@ import asyncio
 import functools
 import platform
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from probed import __version__
@@ -34,7 +34,7 @@ from probed.state import AWS_ERROR_INFO, SKIP_CAUSES, ProbeState
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DEFAULT_WINDOWS: tuple[tuple[str, float], ...] = (("1m", 60.0), ("5m", 300.0), ("1h", 3600.0))
 SLICE_S = 0.002  # render work between yields to the event loop: bounds what a scrape adds to lateness
-CHECK_EVERY = 16  # probes between looks at the clock
+BATCH = 32  # probes per writer call, between looks at the clock
 
 
 def escape(value: str) -> str:
@@ -79,27 +79,6 @@ class ExpositionView:
     windows: tuple[tuple[str, float], ...] = DEFAULT_WINDOWS
 
 
-class _Family:
-    """One metric family, accumulated probe by probe, emitted as one contiguous block.
-
-    Lines are joined into a chunk at the end of every render slice, so the cost of building the
-    body is spread over the slices instead of one long join at the end.
-    """
-
-    __slots__ = ("chunks", "header", "lines")
-
-    def __init__(self, name: str, kind: str, help_text: str) -> None:
-        self.header = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
-        self.lines: list[str] = []
-        self.chunks: list[bytes] = []
-
-    def seal(self) -> None:
-        if self.lines:
-            self.lines.append("")
-            self.chunks.append("\n".join(self.lines).encode())
-            self.lines.clear()
-
-
 @dataclass(frozen=True, slots=True)
 class _ProbeText:
     """A probe's label set and constant lines, rendered once per spec and static labels."""
@@ -127,96 +106,194 @@ def _probe_text(state: ProbeState, static: Mapping[str, str]) -> _ProbeText:
     return text
 
 
+Windows = tuple[tuple[str, float], ...]
+
+
 async def render(view: ExpositionView, now: float | None = None) -> bytes:
     return b"".join([chunk async for chunk in render_chunks(view, now)])
 
 
-async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
-    """The exposition body in chunks. Yields to the event loop every SLICE_S of work."""
-    now = time.time() if now is None else now
-    fam: dict[str, _Family] = {}
+# -- one writer per metric family: appends the lines of that family for a batch of probes
+Batch = Sequence[tuple[ProbeState, _ProbeText]]
+Writer = Callable[[list[str], Batch, float, Windows], None]
 
-    def family(name: str, kind: str, help_text: str) -> list[str]:
-        f = fam.get(name)
-        if f is None:
-            f = fam[name] = _Family(name, kind, help_text)
-        return f.lines
 
-    # Declared up front so the order is stable and the core families exist even with no results.
-    success = family("probe_success", "gauge", "Whether the last attempt succeeded (1) or failed (0).")
-    duration = family("probe_duration_seconds", "gauge", "How long the last attempt took.")
-    totals = family("probed_probes_total", "counter", "Attempts by result.")
-    failures = family("probed_probe_failures_total", "counter", "Failed attempts by reason.")
-    hist = family("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.")
-    latency = family("probed_probe_latency_seconds", "gauge",
-                     "Latency quantiles of successful attempts over a trailing window, from the ring core.")
-    info = family("probed_probe_info", "gauge", "Configured probe (target with credentials removed).")
-    last_ts = family("probed_probe_last_run_timestamp_seconds", "gauge",
-                     "Unix time the last attempt finished (for staleness alerts).")
-    interval = family("probed_probe_interval_seconds", "gauge", "Configured interval.")
-    skipped = family("probed_probe_skipped_runs_total", "counter",
-                     "Scheduled runs skipped, by cause (overrun: the previous run was still going).")
-    phases = family("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.")
-    http_phases = family("probe_http_duration_seconds", "gauge",
-                         "Duration of each HTTP phase of the last attempt (blackbox_exporter).")
-    values = family("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.")
-    aws_errors = family("probed_aws_errors_total", "counter", "Failed AWS calls by AWS error code.")
+def _w_success(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probe_success{{{t.base}}} {1 if s.last.success else 0}" for s, t in batch if s.last is not None]
 
-    clock = time.perf_counter
-    slice_end = clock() + SLICE_S
-    for i, state in enumerate(view.states):
-        if i % CHECK_EVERY == 0 and clock() > slice_end:
-            for f in fam.values():
-                f.seal()
-            await asyncio.sleep(0)
-            slice_end = clock() + SLICE_S
-        text = _probe_text(state, view.static_labels)
-        base = text.base
-        ring = state.ring
-        info.append(text.info)
-        interval.append(text.interval)
-        totals.append(f'probed_probes_total{{{base},result="success"}} {ring.successes_total}')
-        totals.append(f'probed_probes_total{{{base},result="failure"}} {ring.failures_total}')
+
+def _w_duration(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probe_duration_seconds{{{t.base}}} {seconds(s.last.duration_s)}" for s, t in batch
+            if s.last is not None]
+
+
+def _w_totals(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        out.append(f'probed_probes_total{{{t.base},result="success"}} {s.ring.successes_total}')
+        out.append(f'probed_probes_total{{{t.base},result="failure"}} {s.ring.failures_total}')
+
+
+def _w_failures(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.failures_by_reason:
+            for reason, count in list(s.failures_by_reason.items()):
+                out.append(f'probed_probe_failures_total{{{t.base},reason="{reason.value}"}} {count}')
+
+
+def _w_histogram(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        ring = s.ring
+        _histogram(out, "probed_probe_duration_seconds", t.base, ring.buckets, ring.hist_counts, ring.hist_sum)
+
+
+def _w_latency(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        _percentiles(out, s, t.base, w, now)
+
+
+def _w_info(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [t.info for _, t in batch]
+
+
+def _w_last_run(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probed_probe_last_run_timestamp_seconds{{{t.base}}} {s.last_ts:.3f}" for s, t in batch
+            if s.last is not None]
+
+
+def _w_interval(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [t.interval for _, t in batch]
+
+
+def _w_skipped(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
         for cause in SKIP_CAUSES:
-            skipped.append(f'probed_probe_skipped_runs_total{{{base},cause="{cause}"}} {state.skipped[cause]}')
-        _histogram(hist, "probed_probe_duration_seconds", base, ring.buckets, ring.hist_counts, ring.hist_sum)
-        _percentiles(latency, state, base, view.windows, now)
-        for reason, count in list(state.failures_by_reason.items()):
-            failures.append(f'probed_probe_failures_total{{{base},reason="{reason.value}"}} {count}')
-        for code, count in list(state.aws_error_codes.items()):
-            aws_errors.append(f'probed_aws_errors_total{{{base},code="{escape(code)}"}} {count}')
+            out.append(f'probed_probe_skipped_runs_total{{{t.base},cause="{cause}"}} {s.skipped[cause]}')
+
+
+def _w_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.last is not None:
+            for phase, secs in s.last.phases.items():
+                out.append(f"probed_probe_phase_seconds{{{t.base}{_label_pair('phase', phase)}}} {seconds(secs)}")
+
+
+def _w_http_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.last is not None and t.spec.type == "http":
+            for phase, secs in s.last.phases.items():
+                out.append(f"probe_http_duration_seconds{{{t.base}{_label_pair('phase', phase)}}} {seconds(secs)}")
+
+
+def _w_values(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.last is not None:
+            for name, value in s.last.values.items():
+                out.append(f"probed_probe_value{{{t.base}{_label_pair('name', name)}}} {num(value)}")
+
+
+def _w_aws_errors(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.aws_error_codes:
+            for code, count in list(s.aws_error_codes.items()):
+                out.append(f'probed_aws_errors_total{{{t.base},code="{escape(code)}"}} {count}')
+
+
+def _alias_writer(metric: str, names_by_type: Mapping[str, str]) -> Writer:
+    """`metric` carries value `names_by_type[type]` of each probe (e.g. status_code for http)."""
+
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            name = names_by_type.get(t.spec.type)
+            if name is not None and s.last is not None:
+                value = s.last.values.get(name)
+                if value is not None:
+                    out.append(f"{metric}{{{t.base}}} {num(value)}")
+    return write
+
+
+def _info_writer(metric: str) -> Writer:
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            labels = s.last.info.get(metric) if s.last is not None else None
+            if labels is not None:
+                extra = "".join(f',{k}="{escape(redact(v, s.secrets))}"' for k, v in labels.items())
+                out.append(f"{metric}{{{t.base}{extra}}} 1")
+    return write
+
+
+# Always present, in this order, so the core families exist even before any result.
+_FAMILIES: tuple[tuple[str, str, str, Writer], ...] = (
+    ("probe_success", "gauge", "Whether the last attempt succeeded (1) or failed (0).", _w_success),
+    ("probe_duration_seconds", "gauge", "How long the last attempt took.", _w_duration),
+    ("probed_probes_total", "counter", "Attempts by result.", _w_totals),
+    ("probed_probe_failures_total", "counter", "Failed attempts by reason.", _w_failures),
+    ("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.", _w_histogram),
+    ("probed_probe_latency_seconds", "gauge",
+     "Latency quantiles of successful attempts over a trailing window, from the ring core.", _w_latency),
+    ("probed_probe_info", "gauge", "Configured probe (target with credentials removed).", _w_info),
+    ("probed_probe_last_run_timestamp_seconds", "gauge",
+     "Unix time the last attempt finished (for staleness alerts).", _w_last_run),
+    ("probed_probe_interval_seconds", "gauge", "Configured interval.", _w_interval),
+    ("probed_probe_skipped_runs_total", "counter",
+     "Scheduled runs skipped, by cause (overrun: the previous run was still going).", _w_skipped),
+    ("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.", _w_phases),
+    ("probe_http_duration_seconds", "gauge",
+     "Duration of each HTTP phase of the last attempt (blackbox_exporter).", _w_http_phases),
+    ("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.", _w_values),
+    ("probed_aws_errors_total", "counter", "Failed AWS calls by AWS error code.", _w_aws_errors),
+)
+
+
+def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]]) -> list[tuple[str, str, str, Writer]]:
+    """Dedicated value metrics (blackbox names) and info metrics the current results carry."""
+    aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
+    infos: dict[str, None] = {}
+    for state, text in pairs:
         last = state.last
         if last is None:
             continue
-        last_ts.append(f"probed_probe_last_run_timestamp_seconds{{{base}}} {state.last_ts:.3f}")
-        success.append(f"probe_success{{{base}}} {1 if last.success else 0}")
-        duration.append(f"probe_duration_seconds{{{base}}} {seconds(last.duration_s)}")
-        is_http = state.spec.type == "http"
-        for phase, secs in last.phases.items():
-            sample = f"{{{base}{_label_pair('phase', phase)}}} {seconds(secs)}"
-            phases.append("probed_probe_phase_seconds" + sample)
-            if is_http:
-                http_phases.append("probe_http_duration_seconds" + sample)
-        aliases = _aliases(state.spec.type)
-        for name, value in last.values.items():
-            sample = f"{{{base}{_label_pair('name', name)}}} {num(value)}"
-            values.append("probed_probe_value" + sample)
+        aliases = _aliases(text.spec.type)
+        for name in last.values:
             alias = aliases.get(name)
             if alias is not None:
-                family(alias.metric, alias.kind, alias.help).append(f"{alias.metric}{{{base}}} {num(value)}")
-        for metric, labels in last.info.items():
-            if metric == AWS_ERROR_INFO:
-                continue
-            extra = "".join(f',{k}="{escape(redact(v, state.secrets))}"' for k, v in labels.items())
-            family(metric, "gauge", "Information about the last attempt (value is always 1).").append(
-                f"{metric}{{{base}{extra}}} 1")
+                aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
+        for metric in last.info:
+            if metric != AWS_ERROR_INFO:
+                infos[metric] = None
+    families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
+    families += [(m, "gauge", "Information about the last attempt (value is always 1).", _info_writer(m))
+                 for m in infos]
+    return families
 
-    for f in fam.values():
-        f.seal()
-        if f.chunks:
-            yield f.header.encode()
-            for chunk in f.chunks:
-                yield chunk
+
+async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
+    """The exposition body, family by family, in chunks of at most SLICE_S of work each.
+
+    Families are rendered one after the other over all probes, so a chunk can leave as soon as
+    it is made: the process holds one slice of the body at a time, not all 60 MB of a 10,000
+    probe scrape. Between slices the generator yields to the event loop.
+    """
+    now = time.time() if now is None else now
+    static = view.static_labels
+    pairs = [(state, _probe_text(state, static)) for state in view.states]
+    clock = time.perf_counter
+    slice_end = clock() + SLICE_S
+    windows = view.windows
+    for name, kind, help_text, write in (*_FAMILIES, *_dynamic_families(pairs)):
+        header = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+        lines: list[str] = []
+        for i in range(0, len(pairs), BATCH):
+            write(lines, pairs[i:i + BATCH], now, windows)
+            if clock() > slice_end:
+                if lines:
+                    lines.append("")
+                    yield (header + "\n".join(lines)).encode()
+                    header, lines = "", []
+                await asyncio.sleep(0)
+                slice_end = clock() + SLICE_S
+        if lines:
+            lines.append("")
+            yield (header + "\n".join(lines)).encode()
     yield _self_metrics(view, len(view.states)).encode()
 
 
