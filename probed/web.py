@@ -131,8 +131,8 @@ async def status_page(request: web.Request) -> web.Response:
                 css, html.escape(p["name"]), html.escape(p["type"]), html.escape(p["target"]),
                 html.escape(status),
                 "" if last is None else f"{last['duration_seconds'] * 1000:.1f} ms",
-                "" if p5 is None else f"{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms",
-                "" if day is None else f"{day * 100:.3f}%",
+                "&ndash;" if p5 is None else f"{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms",
+                "&ndash;" if day is None else f"{day * 100:.2f}%",
             ) + ("" if last is None or not last["detail"] else
                  f"<tr class='detail'><td></td><td colspan='6'>{html.escape(last['detail'])}</td></tr>")
         )
