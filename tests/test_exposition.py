@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import pytest
@@ -107,3 +108,26 @@ async def test_a_reloaded_spec_renders_its_new_labels_and_target() -> None:
     fams = families(await render(view(s), now=NOW))
     assert fams["probe_success"][0][0]["team"] == "b"
     assert fams["probed_probe_info"][0][0]["target"] == "127.0.0.1:6432"
+
+
+async def test_api_pages_are_built_in_slices_that_let_probes_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    from probed import web
+
+    monkeypatch.setattr(web, "SLICE_S", 0.0)
+    states = [state(f"p{i}") for i in range(50)]
+    ticks = 0
+
+    async def probe_loop() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(probe_loop())
+    await asyncio.sleep(0)
+    before = ticks
+    names = await web.sliced(states, lambda s: s.spec.name)
+    other.cancel()
+    await asyncio.gather(other, return_exceptions=True)
+    assert names == [f"p{i}" for i in range(50)]
+    assert ticks - before >= 49  # the loop ran between every slice
