@@ -41,10 +41,9 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def seconds(value: float) -> str:
-    """A duration: six significant digits (microseconds at the millisecond scale) format about 3x
-    faster than repr(), and durations are most of the floats a scrape prints."""
-    return f"{value:.6g}"
+# Durations print as `{x:.6g}`: six significant digits (microseconds at the millisecond scale)
+# format about 3x faster than repr(), and durations are most of the floats a scrape prints.
+# Counters' sums and other values keep full precision (`num`).
 
 
 @functools.lru_cache(maxsize=1024)
@@ -123,7 +122,7 @@ def _w_success(out: list[str], batch: Batch, now: float, w: Windows) -> None:
 
 
 def _w_duration(out: list[str], batch: Batch, now: float, w: Windows) -> None:
-    out += [f"probe_duration_seconds{{{t.base}}} {seconds(s.last.duration_s)}" for s, t in batch
+    out += [f"probe_duration_seconds{{{t.base}}} {s.last.duration_s:.6g}" for s, t in batch
             if s.last is not None]
 
 
@@ -174,14 +173,14 @@ def _w_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
     for s, t in batch:
         if s.last is not None:
             for phase, secs in s.last.phases.items():
-                out.append(f"probed_probe_phase_seconds{{{t.base}{_label_pair('phase', phase)}}} {seconds(secs)}")
+                out.append(f"probed_probe_phase_seconds{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
 
 
 def _w_http_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
     for s, t in batch:
         if s.last is not None and t.spec.type == "http":
             for phase, secs in s.last.phases.items():
-                out.append(f"probe_http_duration_seconds{{{t.base}{_label_pair('phase', phase)}}} {seconds(secs)}")
+                out.append(f"probe_http_duration_seconds{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
 
 
 def _w_values(out: list[str], batch: Batch, now: float, w: Windows) -> None:
@@ -318,12 +317,18 @@ def _percentiles(lines: list[str], state: ProbeState, base: str,
     cache = state.percentiles
     if cache.written != state.ring.written and cache.written < 0:
         refresh_percentiles(state, windows, now)  # first scrape of a probe: compute on demand
+    head = "probed_probe_latency_seconds{" + base
     for label, window_s in windows:
         quantiles = cache.values.get(window_s)
         if quantiles is None:
             continue
-        for q, v in zip(QUANTILES, quantiles, strict=True):
-            lines.append(f'probed_probe_latency_seconds{{{base},quantile="{q}",window="{label}"}} {seconds(v)}')
+        for suffix, v in zip(_quantile_suffixes(label), quantiles, strict=True):
+            lines.append(f"{head}{suffix}{v:.6g}")
+
+
+@functools.lru_cache(maxsize=64)
+def _quantile_suffixes(window: str) -> tuple[str, ...]:
+    return tuple(f',quantile="{q}",window="{window}"}} ' for q in QUANTILES)
 
 
 def refresh_percentiles(state: ProbeState, windows: tuple[tuple[str, float], ...], now: float) -> None:
