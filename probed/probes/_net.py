@@ -18,6 +18,7 @@ import os
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -53,20 +54,29 @@ class TlsOptions:
     """Its private key, when not in `cert_file`."""
 
     def __post_init__(self) -> None:
-        if self.key_file is not None and self.cert_file is None:
-            raise FieldError("key_file", "key_file needs cert_file")
-        # Build the context now: an unreadable or malformed file is a config error with a line
-        # number, not a probe that fails at 3 am. The context is cached for the factory.
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(self, name)
-            if path is not None and not os.access(path, os.R_OK):
-                raise FieldError(name, f"cannot read {path}")
-        try:
-            client_context(self)
-        except EncryptedKeyError as exc:
-            raise FieldError("key_file" if self.key_file else "cert_file", str(exc)) from None
-        except (ssl.SSLError, OSError) as exc:
-            raise FieldError("ca_file" if self.ca_file else "cert_file", f"unusable TLS file: {exc}") from None
+        check_tls_files(self, ca="ca_file", cert="cert_file", key="key_file",
+                        build=lambda: client_context(self))
+
+
+def check_tls_files(config: object, *, ca: str, cert: str, key: str, build: Callable[[], object]) -> None:
+    """Config-time checks of a TLS section's files, under the section's own field names.
+
+    The context is built now (and cached for the factory): an unreadable or malformed file, or a
+    key that wants a passphrase, is a config error with a line number, not a probe that fails
+    at 3 am.
+    """
+    if getattr(config, key) is not None and getattr(config, cert) is None:
+        raise FieldError(key, f"{key} needs {cert}")
+    for name in (ca, cert, key):
+        path = getattr(config, name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise FieldError(name, f"cannot read {path}")
+    try:
+        build()
+    except EncryptedKeyError as exc:
+        raise FieldError(key if getattr(config, key) else cert, str(exc)) from None
+    except (ssl.SSLError, OSError) as exc:
+        raise FieldError(ca if getattr(config, ca) else cert, f"unusable TLS file: {exc}") from None
 
 
 class EncryptedKeyError(ValueError):
@@ -116,14 +126,26 @@ class TimedSSLContext(ssl.SSLContext):
 
 
 def client_context(options: TlsOptions) -> TimedSSLContext:
-    """The (cached) client context for these options; the files' mtimes are part of the key,
-    so a rotated CA bundle or client certificate is picked up by the next reload."""
-    return _cached_context(options, _mtimes(options))
+    """The (cached) client context for `http.tls` / `tcp.tls_config`."""
+    return tls_context(options.ca_file, options.cert_file, options.key_file, options.insecure_skip_verify)
 
 
-def _mtimes(options: TlsOptions) -> tuple[int, ...]:
+def tls_context(ca_file: str | None, cert_file: str | None, key_file: str | None, insecure: bool,
+                min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2,
+                verify_hostname: bool = True) -> TimedSSLContext:
+    """One client context per distinct setting, shared by every probe type that speaks TLS.
+
+    Cached, because each context holds its own copy of the trust store (hundreds of kB), which
+    10,000 https probes must not multiply; the files' mtimes are in the key, so a rotated CA
+    bundle or client certificate is picked up by the next reload.
+    """
+    return _cached_context(ca_file, cert_file, key_file, insecure, min_version, verify_hostname,
+                           _mtimes(ca_file, cert_file, key_file))
+
+
+def _mtimes(*paths: str | None) -> tuple[int, ...]:
     out = []
-    for path in (options.ca_file, options.cert_file, options.key_file):
+    for path in paths:
         try:
             out.append(os.stat(path).st_mtime_ns if path else 0)
         except OSError:
@@ -132,17 +154,18 @@ def _mtimes(options: TlsOptions) -> tuple[int, ...]:
 
 
 @functools.lru_cache(maxsize=64)
-def _cached_context(options: TlsOptions, _mtimes: tuple[int, ...]) -> TimedSSLContext:
-    # One context per distinct option set, not per probe: each context holds its own copy of
-    # the trust store (hundreds of kB), which 10,000 https probes must not multiply.
+def _cached_context(ca_file: str | None, cert_file: str | None, key_file: str | None, insecure: bool,
+                    min_version: ssl.TLSVersion, verify_hostname: bool, _mtimes: tuple[int, ...]) -> TimedSSLContext:
     ctx = TimedSSLContext(ssl.PROTOCOL_TLS_CLIENT)  # hostname check and CERT_REQUIRED on
-    if options.ca_file:
-        ctx.load_verify_locations(cafile=options.ca_file)
+    ctx.minimum_version = min_version
+    ctx.check_hostname = verify_hostname
+    if ca_file:
+        ctx.load_verify_locations(cafile=ca_file)
     else:
         ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if options.cert_file:
-        ctx.load_cert_chain(options.cert_file, options.key_file, password=refuse_passphrase)
-    if options.insecure_skip_verify:
+    if cert_file:
+        ctx.load_cert_chain(cert_file, key_file, password=refuse_passphrase)
+    if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
-import os
 import socket
 import ssl
 import time
@@ -34,7 +32,7 @@ from typing import Any, Literal, cast
 
 from probed.config import FieldError, ProbeSpec
 from probed.probes import ProbeContext, ProbeKind
-from probed.probes._net import EncryptedKeyError, is_ip_literal, own_deadline, refuse_passphrase, split_host_port
+from probed.probes._net import check_tls_files, is_ip_literal, own_deadline, split_host_port, tls_context
 from probed.probes.certs import (
     CERT_ALIASES,
     DEFAULT_MIN_DAYS_REMAINING,
@@ -73,56 +71,15 @@ class TlsProbeConfig:
     def __post_init__(self) -> None:
         if self.min_days_remaining < 0:
             raise FieldError("min_days_remaining", f"must be at least 0, got {self.min_days_remaining:g}")
-        if self.client_key is not None and self.client_cert is None:
-            raise FieldError("client_key", "client_key needs client_cert")
         if self.server_name is not None and not self.server_name.strip():
             raise FieldError("server_name", "must not be empty")
-        for name in ("ca_file", "client_cert", "client_key"):
-            path = getattr(self, name)
-            if path is not None and not os.access(path, os.R_OK):
-                raise FieldError(name, f"cannot read {path}")
-        # Build the context now: a malformed PEM is a config error with a line number, not a
-        # probe that fails at 3 am.
-        try:
-            client_context(self)
-        except EncryptedKeyError as exc:
-            raise FieldError("client_key" if self.client_key else "client_cert", str(exc)) from None
-        except (ssl.SSLError, OSError) as exc:
-            raise FieldError("client_cert" if self.client_cert else "ca_file", f"unusable TLS file: {exc}") from None
+        check_tls_files(self, ca="ca_file", cert="client_cert", key="client_key", build=lambda: client_context(self))
 
 
 def client_context(cfg: TlsProbeConfig) -> ssl.SSLContext:
-    """One context per distinct TLS setting, shared by probes (each holds a copy of the trust
-    store, hundreds of kB). The files' mtimes are in the key so a rotated file is re-read."""
-    key = (cfg.ca_file, cfg.insecure_skip_verify, cfg.min_version, cfg.client_cert, cfg.client_key)
-    return _context(key, _mtimes(cfg.ca_file, cfg.client_cert, cfg.client_key))
-
-
-def _mtimes(*paths: str | None) -> tuple[int, ...]:
-    out = []
-    for path in paths:
-        try:
-            out.append(os.stat(path).st_mtime_ns if path else 0)
-        except OSError:
-            out.append(-1)
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=64)
-def _context(key: tuple[Any, ...], _mtimes: tuple[int, ...]) -> ssl.SSLContext:
-    ca_file, insecure, min_version, client_cert, client_key = key
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # CERT_REQUIRED and check_hostname on
-    ctx.minimum_version = _MIN_VERSIONS[min_version]
-    if ca_file:
-        ctx.load_verify_locations(cafile=ca_file)
-    else:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-    if client_cert:
-        ctx.load_cert_chain(client_cert, client_key, password=refuse_passphrase)
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    """The shared, cached client context for this probe's TLS settings (see _net.tls_context)."""
+    return tls_context(cfg.ca_file, cfg.client_cert, cfg.client_key, cfg.insecure_skip_verify,
+                       _MIN_VERSIONS[cfg.min_version])
 
 
 def validate_target(target: str, _settings: object) -> None:
