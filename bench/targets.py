@@ -37,33 +37,18 @@ http {{
   client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
   uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
   server {{
-    listen 127.0.0.1:{port} backlog=4096 reuseport;
-    location / {{ return 200 '{{"status":"ok"}}'; }}
+    listen 127.0.0.1:{port}{ssl} backlog=4096 reuseport;
+{tls}    location / {{ return 200 '{{"status":"ok"}}'; }}
   }}
 }}
 """
-
-NGINX_TLS_CONF = """\
-worker_processes 1;
-daemon off;
-error_log {tmp}/error.log crit;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};
-  uwsgi_temp_path {tmp}; scgi_temp_path {tmp};
-  server {{
-    listen 127.0.0.1:{port} ssl backlog=4096 reuseport;
+NGINX_TLS = """\
     ssl_certificate {tmp}/chain.pem;
     ssl_certificate_key {tmp}/key.pem;
     ssl_protocols TLSv1.2 TLSv1.3;
     # No resumption of any kind: every handshake is a full one.
     ssl_session_tickets off;
     ssl_session_cache off;
-    location / {{ return 200 '{{"status":"ok"}}'; }}
-  }}
-}}
 """
 
 DNS_NAME = "bench.test"
@@ -179,7 +164,7 @@ def http_target() -> Iterator[tuple[str, str]]:
         nginx = _nginx()
         if nginx:
             conf = Path(tmp) / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+            conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, ssl="", tls=""))
             cmd, name = [nginx, "-p", tmp, "-c", str(conf)], "nginx"
         else:
             cmd, name = [sys.executable, "-c", AIOHTTP_SERVER, str(port)], "aiohttp"
@@ -250,7 +235,7 @@ def tls_target(key_type: str = "rsa") -> Iterator[TlsTarget]:
     with tempfile.TemporaryDirectory(prefix="probed-bench-") as tmp:
         ca_file = mint_chain(Path(tmp), key_type)
         conf = Path(tmp) / "nginx.conf"
-        conf.write_text(NGINX_TLS_CONF.format(tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, ssl=" ssl", tls=NGINX_TLS.format(tmp=tmp)))
         with _server_process([nginx, "-p", tmp, "-c", str(conf)], lambda proc: _wait_listening(port, proc)):
             refused = _resumption_refused(port, ca_file, "localhost")
             yield TlsTarget(f"127.0.0.1:{port}", str(ca_file), "localhost", "nginx", key_type, refused)
