@@ -169,18 +169,15 @@ def _w_skipped(out: list[str], batch: Batch, now: float, w: Windows) -> None:
             out.append(f'probed_probe_skipped_runs_total{{{t.base},cause="{cause}"}} {s.skipped[cause]}')
 
 
-def _w_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
-    for s, t in batch:
-        if s.last is not None:
-            for phase, secs in s.last.phases.items():
-                out.append(f"probed_probe_phase_seconds{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
+def _phase_writer(metric: str, only_type: str | None = None) -> Writer:
+    """The last attempt's phases under `metric`; blackbox's HTTP name carries only http probes."""
 
-
-def _w_http_phases(out: list[str], batch: Batch, now: float, w: Windows) -> None:
-    for s, t in batch:
-        if s.last is not None and t.spec.type == "http":
-            for phase, secs in s.last.phases.items():
-                out.append(f"probe_http_duration_seconds{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            if s.last is not None and (only_type is None or t.spec.type == only_type):
+                for phase, secs in s.last.phases.items():
+                    out.append(f"{metric}{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
+    return write
 
 
 def _w_values(out: list[str], batch: Batch, now: float, w: Windows) -> None:
@@ -235,9 +232,11 @@ _FAMILIES: tuple[tuple[str, str, str, Writer], ...] = (
     ("probed_probe_interval_seconds", "gauge", "Configured interval.", _w_interval),
     ("probed_probe_skipped_runs_total", "counter",
      "Scheduled runs skipped, by cause (overrun: the previous run was still going).", _w_skipped),
-    ("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.", _w_phases),
+    ("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.",
+     _phase_writer("probed_probe_phase_seconds")),
     ("probe_http_duration_seconds", "gauge",
-     "Duration of each HTTP phase of the last attempt (blackbox_exporter).", _w_http_phases),
+     "Duration of each HTTP phase of the last attempt (blackbox_exporter).",
+     _phase_writer("probe_http_duration_seconds", "http")),
     ("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.", _w_values),
     ("probed_aws_errors_total", "counter", "Failed AWS calls by AWS error code.", _w_aws_errors),
 )

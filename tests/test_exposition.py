@@ -131,3 +131,14 @@ async def test_api_pages_are_built_in_slices_that_let_probes_run(monkeypatch: py
     await asyncio.gather(other, return_exceptions=True)
     assert names == [f"p{i}" for i in range(50)]
     assert ticks - before >= 49  # the loop ran between every slice
+
+
+async def test_phases_go_to_probed_names_and_blackbox_names_only_for_http() -> None:
+    web_probe, db_probe = state("api", type_="http", target="http://127.0.0.1:1/"), state("db")
+    web_probe.record(ProbeResult.ok(duration_s=0.01, phases={"connect": 0.001, "processing": 0.008}), ts=NOW - 1)
+    db_probe.record(ProbeResult.ok(duration_s=0.01, phases={"connect": 0.002}), ts=NOW - 1)
+    fams = families(await render(view(web_probe, db_probe), now=NOW))
+    probed_phases = {(lbl["probe"], lbl["phase"]): v for lbl, v in fams["probed_probe_phase_seconds"]}
+    assert probed_phases == {("api", "connect"): 0.001, ("api", "processing"): 0.008, ("db", "connect"): 0.002}
+    http_phases = {(lbl["probe"], lbl["phase"]) for lbl, _ in fams["probe_http_duration_seconds"]}
+    assert http_phases == {("api", "connect"), ("api", "processing")}
