@@ -19,8 +19,8 @@ have suffered. Each scenario runs in a fresh process, so botocore's caches start
   region or identity), through the pool: the cost of every client after the first.
 - `pool_startup`: ClientPool leases for every check's service at once, as the daemon's start-up
   (or a reload adding them all) does.
-- `pool_startup_paused`: the same inside `probed.heap.paused()`, awaiting `ClientPool.ready()`
-  before `heap.settle()` (reported separately): what start-up would cost if the daemon waited for
+- `pool_startup_paused`: the same inside `probed.collector.paused()`, awaiting `ClientPool.ready()`
+  before `collector.settle()` (reported separately): what start-up would cost if the daemon waited for
   the clients inside its paused block, so that the models are parsed without collections and
   frozen with the rest of the heap.
 - `hot_path`: the per-attempt cost of getting the client from the pool once it exists.
@@ -133,19 +133,19 @@ async def scenario(name: str) -> dict[str, Any]:
         per_service["all"] = await measure(start_all)
         await pool.aclose()
     elif name == "pool_startup_paused":
-        from probed import heap
+        from probed.runtime import collector
 
         pool = ClientPool()
         keys = [ClientKey(Identity(), service, "us-east-1", None, 10.0) for service in SERVICES]
 
         async def start_paused() -> None:
-            with heap.paused():
+            with collector.paused():
                 for key in keys:
                     pool.lease(key)
                 await pool.ready()
 
         async def settle() -> None:
-            heap.settle()
+            collector.settle()
 
         per_service["ready"] = await measure(start_paused)
         per_service["settle"] = await measure(settle)

@@ -27,11 +27,11 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack, suppress
 from typing import Any
 
-from probed.attempt import run_attempt
 from probed.probes.mysql import MysqlProbeConfig
 from probed.probes.postgres import PostgresProbeConfig
 from probed.probes.redis import RedisProbeConfig
-from tests.peers_db import (
+from probed.runtime.attempt import run_attempt
+from tests.peers.db import (
     MY_PASSWORD,
     PG_PASSWORD,
     PG_USER,

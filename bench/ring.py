@@ -15,7 +15,7 @@ import sys
 import time
 import tracemalloc
 
-from probed.core.ring import ProbeRing, raw_capacity_for
+from probed.runtime.ring import ProbeRing, raw_capacity_for
 
 WINDOWS = [60.0, 300.0, 3600.0]
 

@@ -27,11 +27,11 @@ from typing import Any
 from aiohttp import web
 
 from bench.targets import free_port, http_target, other_core, pin_to_first_core
-from probed import exposition
-from probed.config import load_config
-from probed.daemon import Daemon
-from probed.exposition import render
-from probed.web import make_app
+from probed.output.exposition import ExpositionView, render
+from probed.output.web import make_app
+from probed.runtime import slicing
+from probed.runtime.daemon import Daemon
+from probed.runtime.probeset import load_config
 
 INTERVALS = ("10s", "15s", "30s", "60s")
 SCRAPER = """
@@ -111,9 +111,9 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float) -> dic
             lateness_p50, lateness_p99 = stats.lateness_quantile(0.5), stats.lateness_quantile(0.99)
             # One render without yielding, so its CPU time is the render's alone (the scrapes'
             # figure above also holds the probes that ran while the render yielded to them).
-            exposition.SLICE_S = float("inf")
+            slicing.SLICE_S = float("inf")
             c0 = time.process_time()
-            body = await render(daemon.view())
+            body = await render(ExpositionView.of(daemon))
             render_cpu = time.process_time() - c0
             lines = body.count(b"\n")
             return {

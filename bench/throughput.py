@@ -49,8 +49,8 @@ from bench.targets import (
     pin_to_first_core,
     tls_target,
 )
-from probed.config import load_config
-from probed.daemon import Daemon
+from probed.runtime.daemon import Daemon
+from probed.runtime.probeset import load_config
 
 TYPES = ("http", "tcp", "tls", "dns")
 DEFAULT_RATE = {"http": 3000.0, "tcp": 6000.0, "tls": 600.0, "dns": 7000.0}

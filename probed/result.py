@@ -106,7 +106,7 @@ REASON_DESCRIPTIONS: Mapping[Reason, str] = MappingProxyType(
         Reason.LONG_RUNNING_QUERIES: "more long-running queries than `max_long_running_queries`",
         Reason.MEMORY_HIGH: "memory use is above the configured ratio of the limit",
         Reason.AWS_CHECK_FAILED: "the AWS call worked and reported a bad state (detail says which)",
-        Reason.AWS_ERROR: "the AWS call failed (the error code is kept on probed_aws_errors_total)",
+        Reason.AWS_ERROR: "the AWS call failed (the AWS error code is counted on probed_probe_error_codes_total)",
         Reason.AWS_AUTH: "no, invalid or expired AWS credentials",
         Reason.AWS_THROTTLED: "the AWS API throttled the call (not an outage of the resource)",
         Reason.INTERNAL_ERROR: "a bug in probed; the detail and the log say where",
@@ -143,6 +143,9 @@ class ProbeResult:
     detail: str = ""
     facts: Mapping[str, object] = field(default_factory=dict)
     """JSON-able structured facts for `probed once` and the API (TLS chain, DNS answers ...)."""
+    error_code: str = ""
+    """The peer's own error code, when it names one from a bounded set (AWS's "AccessDenied",
+    "ThrottlingException" ...): counted per probe on `probed_probe_error_codes_total{code}`."""
 
     @classmethod
     def ok(cls, **kwargs: object) -> ProbeResult:

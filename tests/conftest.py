@@ -1,4 +1,10 @@
-"""Suite-wide hygiene: a leaked socket or transport fails the test that leaked it."""
+"""Suite-wide hygiene, and the real local peers every test can ask for as fixtures.
+
+The peers (tests/peers/) are a pytest plugin: HTTP/TCP servers with behaviour routes, TLS servers
+with certificates minted in the test, a DNS server answering from a table, throwaway PostgreSQL,
+MariaDB and Redis instances, and a moto server for AWS. Tests import their helper classes by
+name, never their fixtures.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,14 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["tests.peers.http", "tests.peers.tls", "tests.peers.dns", "tests.peers.db", "tests.peers.aws"]
+
 
 @pytest.fixture(autouse=True)
 def _collect_garbage_after_each_test() -> Iterator[None]:
     # Unclosed transports warn (an error here: filterwarnings = error) when the collector frees
-    # them. probed pauses and freezes the collector (probed/heap.py), so without this the warning
-    # surfaces in whichever later test happens to trigger a collection, not in the leaking one.
+    # them. probed pauses and freezes the collector (probed/runtime/collector.py), so without this
+    # the warning surfaces in whichever later test happens to trigger a collection, not in the
+    # leaking one.
     yield
     gc.collect()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .example import EXAMPLE_ENV
+from tests.peers.example import EXAMPLE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 

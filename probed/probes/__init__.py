@@ -10,12 +10,12 @@ importing botocore.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from probed.config import ProbeSpec
+    from probed.config.model import ProbeSpec
     from probed.result import ProbeResult
 
 
@@ -58,6 +58,14 @@ class ProbeKind:
     """Creates state shared by all probes of this kind (e.g. an AWS client pool), see ProbeContext."""
     describe: Callable[[ProbeResult], list[str]] | None = None
     """Extra human-readable lines for `probed once` (the TLS chain, DNS answers with TTLs)."""
+    phases: tuple[str, ...] = ()
+    """Phase names results of this type carry (for the metric catalog's series counts)."""
+    values: tuple[str, ...] = ()
+    """Value names results of this type carry, beyond those in `aliases`."""
+    infos: Mapping[str, str] = field(default_factory=dict)
+    """Info metrics (`ProbeResult.info` keys) results of this type carry -> their help text."""
+    estimate: Callable[[Sequence[ProbeSpec]], list[str]] | None = None
+    """Extra lines for `probed check` about the load these probes put on their peers (AWS API calls)."""
 
 
 @dataclass
@@ -93,3 +101,15 @@ def get_kind(name: str) -> ProbeKind:
         assert isinstance(kind, ProbeKind) and kind.name == name
         _cache[name] = kind
     return kind
+
+
+class _Kinds:
+    """The table of probe types handed to the config loader (config never imports probes)."""
+
+    names = KIND_NAMES
+
+    def get(self, name: str) -> ProbeKind:
+        return get_kind(name)
+
+
+KINDS = _Kinds()

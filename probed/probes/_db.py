@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from probed.config import SECRET, Duration, FieldError
+from probed.config.schema import SECRET, Duration, FieldError
 from probed.probes import MetricAlias, ProbeKind
 from probed.probes._net import tls_context
 from probed.probes.errors import classify
@@ -29,7 +29,7 @@ from probed.redact import redact
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
-    from probed.config import ProbeSpec
+    from probed.config.model import ProbeSpec
     from probed.probes import Probe, ProbeContext
 
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]

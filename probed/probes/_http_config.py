@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from yarl import URL
 
-from probed.config import SECRET, ByteSize, Converter, Duration, FieldError, Regex
+from probed.config.schema import SECRET, ByteSize, Converter, Duration, FieldError, Regex
 from probed.probes._net import IpProtocol, TlsOptions
 from probed.redact import redact
 

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from probed.config import FieldError
+from probed.config.schema import FieldError
 from probed.probes.errors import classify
 from probed.result import ProbeResult, Reason
 

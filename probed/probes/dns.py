@@ -49,7 +49,8 @@ import dns.rdatatype
 import dns.resolver
 import dns.reversename
 
-from probed.config import FieldError, ProbeSpec, Regex
+from probed.config.model import ProbeSpec
+from probed.config.schema import FieldError, Regex
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
 from probed.probes._net import own_deadline
 from probed.probes.errors import classify

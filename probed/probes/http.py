@@ -21,7 +21,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from probed.config import ProbeSpec
+from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
 from probed.probes._http_config import HttpSettings, check_json, clip, validate_target
 from probed.probes._http_session import SessionPool, Timing

@@ -42,7 +42,7 @@ from probed.probes._db import (
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
-    from probed.config import ProbeSpec
+    from probed.config.model import ProbeSpec
     from probed.probes import ProbeContext
 
 SCHEMES = ("mysql", "mariadb")

@@ -22,7 +22,7 @@ import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from probed.config import FieldError
+from probed.config.schema import FieldError
 from probed.probes import MetricAlias, ProbeKind
 from probed.probes._db import (
     SQL_ALIASES,
@@ -39,7 +39,7 @@ from probed.probes._db import (
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
-    from probed.config import ProbeSpec
+    from probed.config.model import ProbeSpec
     from probed.probes import ProbeContext
 
 SCHEMES = ("redis", "rediss")

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Annotated, Any, Literal
 
-from probed.config import SECRET, ByteSize, FieldError, ProbeSpec, Regex
+from probed.config.model import ProbeSpec
+from probed.config.schema import SECRET, ByteSize, FieldError, Regex
 from probed.probes import ProbeContext, ProbeKind
 from probed.probes._net import (
     FAMILIES,

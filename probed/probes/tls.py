@@ -30,7 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from probed.config import FieldError, ProbeSpec
+from probed.config.model import ProbeSpec
+from probed.config.schema import FieldError
 from probed.probes import ProbeContext, ProbeKind
 from probed.probes._net import check_tls_files, is_ip_literal, own_deadline, split_host_port, tls_context
 from probed.probes.certs import (

@@ -9,10 +9,10 @@ translation of botocore's exceptions into reasons.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from probed.config import ProbeSpec
+from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, Probe, ProbeContext, ProbeKind
 from probed.probes.aws.clients import ClientPool
 from probed.probes.aws.probe import KIND_NAME, AwsProbe
@@ -93,6 +93,16 @@ def _shared() -> Any:
     return ClientPool()
 
 
+def estimate(specs: Sequence[ProbeSpec]) -> list[str]:
+    """AWS APIs cost money and share account-wide rate limits: show the calls these probes make."""
+    lines = []
+    for service, n in sorted(api_calls_per_minute(specs).items()):
+        warn = (f"  WARNING: above {API_CALLS_PER_MINUTE_BUDGET:g}/min; this shares {service}'s API rate limit"
+                if n > API_CALLS_PER_MINUTE_BUDGET else "")
+        lines.append(f"aws: {service}: {n:.3g} API calls per minute{warn}")
+    return lines
+
+
 KIND = ProbeKind(
     name=KIND_NAME,
     config_cls=AwsSettings,
@@ -103,6 +113,7 @@ KIND = ProbeKind(
     aliases=ALIASES,
     shared=_shared,
     describe=describe,
+    estimate=estimate,
 )
 
 __all__ = ["API_CALLS_PER_MINUTE_BUDGET", "KIND", "AwsProbe", "AwsSettings", "ClientPool", "api_calls_per_minute"]

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from probed.config import FieldError
+from probed.config.schema import FieldError
 from probed.result import ProbeResult, Reason
 
 P = TypeVar("P")

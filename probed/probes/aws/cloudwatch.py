@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from probed.config import Duration, FieldError
+from probed.config.schema import Duration, FieldError
 from probed.probes.aws.check import Check, check_failed, clip
 from probed.probes.aws.errors import with_code
 from probed.result import ProbeResult, Reason

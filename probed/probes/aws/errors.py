@@ -4,8 +4,8 @@ A failed call is `aws_error` unless it is something more specific: `aws_auth` (n
 expired credentials, a bad signature, a role that cannot be assumed), `aws_throttled` (the API
 rate limit, not an outage of the resource), `timeout`, or a transport reason (connection
 refused, DNS) when the endpoint was never reached. The AWS error code ("AccessDenied",
-"NoSuchBucket", "404" for a HEAD without a body) goes into `info["probed_aws_error"]["code"]`,
-from which the exposition counts `probed_aws_errors_total{probe,code}`. The set of codes an API
+"NoSuchBucket", "404" for a HEAD without a body) goes into `ProbeResult.error_code`,
+which the exposition counts on `probed_probe_error_codes_total{probe,code}`. The set of codes an API
 can return is finite (its model lists them), and anything that does not look like a code is
 replaced, so the label stays bounded.
 """
@@ -37,9 +37,6 @@ from botocore.exceptions import (
 from probed.probes.errors import classify
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
-
-ERROR_INFO = "probed_aws_error"
-"""info key whose `code` label the exposition counts as probed_aws_errors_total{probe,code}."""
 
 # Codes that mean "slow down", across the query, JSON and REST protocols (botocore's own list
 # for its retry logic, plus the service-specific spellings).
@@ -136,7 +133,7 @@ def _client_error(exc: ClientError, secrets: Iterable[str]) -> ProbeResult:
 
 
 def with_code(reason: Reason, detail: str, code: str, facts: dict[str, object] | None = None) -> ProbeResult:
-    return ProbeResult.fail(reason, detail, info={ERROR_INFO: {"code": code}},
+    return ProbeResult.fail(reason, detail, error_code=code,
                             facts=facts if facts is not None else {"aws_error_code": code})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from probed.config import ProbeSpec
+from probed.config.model import ProbeSpec
 from probed.probes import ProbeContext
 from probed.probes.aws.check import Check
 from probed.probes.aws.clients import ClientKey, ClientPool, Identity

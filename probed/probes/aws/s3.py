@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from probed.config import FieldError
+from probed.config.schema import FieldError
 from probed.probes.aws.check import Check, check_failed
 from probed.result import ProbeResult
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from probed.config import SECRET, Duration, FieldError
+from probed.config.schema import SECRET, Duration, FieldError
 from probed.probes.aws.cloudwatch import Comparison
 from probed.probes.aws.registry import CHECKS
 

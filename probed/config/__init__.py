@@ -1,0 +1,1 @@
+"""Config: the schema building blocks, a generic YAML loader, and probed's own model."""

@@ -1,0 +1,287 @@
+"""probed's config model (probes.yaml) and the rules that build it, on the generic loader.
+
+The probe types are not imported here: the caller passes the table of types
+(`probed.probes.KINDS`), so config sits below the probe packages and never reaches up to them.
+`probed.runtime.probeset.load_config` is the usual entry point; it passes that table.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from probed.config.loader import YAML_LOADER, NodeConverter, key_value, merge, node_kind
+from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Labels probed's own series use, plus Prometheus's target labels (which it would rename).
+RESERVED_LABELS = frozenset({
+    "probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "cause",
+    "code", "job", "instance",
+})
+MIN_INTERVAL_S = 0.1
+DEFAULT_INTERVAL_S = 30.0
+DEFAULT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    max_concurrency: int = 1000
+    """Probes in flight at once, all types together. Runs beyond it wait (and count as late)."""
+    shutdown_grace: Duration = 5.0
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise FieldError("max_concurrency", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    """One configured probe: the common fields plus its type's own section in `settings`."""
+
+    name: str
+    type: str
+    target: str
+    interval: float
+    timeout: float
+    labels: Mapping[str, str]
+    settings: Any
+    latency_threshold: float | None = None
+    """SLI threshold: an attempt is "fast enough" when it succeeded within it (default: timeout)."""
+
+    @property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """Equal fingerprints mean a reload can keep this probe's ring and running task."""
+        return (self.type, self.target, self.interval, self.timeout, tuple(sorted(self.labels.items())),
+                repr(self.settings), self.latency_threshold)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    probes: tuple[ProbeSpec, ...]
+    labels: Mapping[str, str]
+    scheduler: SchedulerSettings
+    secrets: frozenset[str]
+    """Literal secret strings (interpolated env values, header values) for redaction."""
+
+    def probe(self, name: str) -> ProbeSpec:
+        for spec in self.probes:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+class KindSchema(Protocol):
+    """What the loader needs to know of a probe type (`probed.probes.ProbeKind` is one)."""
+
+    @property
+    def config_cls(self) -> type: ...
+    @property
+    def validate_target(self) -> Callable[[str, Any], None] | None: ...
+    @property
+    def derive_target(self) -> Callable[[Any], str] | None: ...
+    @property
+    def default_interval(self) -> float | None: ...
+    @property
+    def default_timeout(self) -> float | None: ...
+
+
+class KindTable(Protocol):
+    """The probe types a config may name, in the order docs and error messages list them."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    def get(self, name: str) -> KindSchema: ...
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | os.PathLike[str], kinds: KindTable, environ: Mapping[str, str] | None = None) -> Config:
+    """Parse and validate a whole config file. Raises ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), 0, 0, "", f"cannot read config: {exc.strerror or exc}")]) from None
+    return parse_config(text, str(path), os.environ if environ is None else environ, kinds)
+
+
+def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: KindTable) -> Config:
+    return _ConfigLoader(filename, environ, kinds).load(text)
+
+
+_TOP_KEYS = ("defaults", "labels", "probes", "scheduler")
+_COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "latency_threshold")
+
+
+
+class _ConfigLoader(NodeConverter):
+    def __init__(self, filename: str, environ: Mapping[str, str], kinds: KindTable) -> None:
+        super().__init__(filename, environ)
+        self.kinds = kinds
+
+    def load(self, text: str) -> Config:
+        try:
+            root = yaml.compose(text, Loader=YAML_LOADER)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+            raise ConfigError([ConfigIssue(self.filename, line, col, "", f"YAML syntax: {exc.problem}")]) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError([ConfigIssue(self.filename, 0, 0, "", f"YAML: {exc}")]) from None
+        if root is None:
+            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "the file is empty: expected `probes:`")])
+        if not isinstance(root, yaml.MappingNode):
+            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "expected a mapping with `probes:` at the top")])
+
+        top = self.mapping_items(root, "", allowed=_TOP_KEYS)
+        labels = self._labels(top.get("labels"), "labels")
+        scheduler = self.convert_or(top.get("scheduler"), SchedulerSettings, "scheduler", SchedulerSettings())
+        defaults = top.get("defaults")
+        if defaults is not None:
+            self.mapping_items(defaults, "defaults", allowed=(*_COMMON_KEYS[1:], *self.kinds.names))
+
+        probes: list[ProbeSpec] = []
+        probes_node = top.get("probes")
+        if probes_node is None:
+            self.issue(root, "", "missing required key 'probes'")
+        elif not isinstance(probes_node, yaml.SequenceNode):
+            self.issue(probes_node, "probes", f"expected a list of probes, got {node_kind(probes_node)}")
+        else:
+            seen: dict[str, yaml.Node] = {}
+            for i, node in enumerate(probes_node.value):
+                path = f"probes[{i}]"
+                spec = self._probe(node, defaults, path, labels)
+                if spec is None:
+                    continue
+                if spec.name in seen:
+                    first = seen[spec.name]
+                    self.issue(key_value(node, "name") or node, f"{path}.name",
+                               f'duplicate probe name "{spec.name}" (first at line {first.start_mark.line + 1})')
+                    continue
+                seen[spec.name] = key_value(node, "name") or node
+                probes.append(spec)
+
+        if self.issues:
+            raise ConfigError(sorted(self.issues, key=lambda i: (i.line, i.column)))
+        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets))
+
+    # -- one probe
+    def _probe(self, node: yaml.Node, defaults: yaml.Node | None, path: str,
+               global_labels: Mapping[str, str]) -> ProbeSpec | None:
+        kind_names = self.kinds.names
+        if not isinstance(node, yaml.MappingNode):
+            self.issue(node, path, f"expected a probe mapping, got {node_kind(node)}")
+            return None
+        errors_before = len(self.issues)
+        own = self.mapping_items(node, path, allowed=(*_COMMON_KEYS, *kind_names))
+        type_node = own.get("type") or (key_value(defaults, "type") if defaults is not None else None)
+        if type_node is None:
+            self.issue(node, path, f"missing required key 'type' (one of: {', '.join(kind_names)})")
+            return None
+        type_name = self.scalar(type_node, str, f"{path}.type")
+        if type_name not in kind_names:
+            self.issue(type_node, f"{path}.type", f"unknown probe type {type_name!r} (one of: {', '.join(kind_names)})")
+            return None
+        kind = self.kinds.get(type_name)
+        for other in kind_names:
+            if other != type_name and other in own:
+                self.issue(own[other], f"{path}.{other}",
+                           f"a `{other}:` section does not belong to a probe of type {type_name}")
+        merged = merge(defaults, node) if defaults is not None else node
+        items = self.mapping_items(merged, path, allowed=None)
+
+        name = self._required(items, node, "name", str, path)
+        if isinstance(name, str) and not NAME_RE.match(name):
+            self.issue(items["name"], f"{path}.name",
+                       f'invalid probe name "{name}" (letters, digits and _.:/@-, at most 128 characters)')
+        target_node = items.get("target")
+        if target_node is None and kind.derive_target is None:
+            self.issue(node, path, "missing required key 'target'")
+            target: Any = None
+        else:
+            target = self.scalar(target_node, str, f"{path}.target") if target_node is not None else None
+
+        settings_node = items.get(type_name)
+        settings = self.convert_or(settings_node, kind.config_cls, f"{path}.{type_name}", None)
+        if settings is None and settings_node is None:
+            try:
+                settings = kind.config_cls()
+            except TypeError:
+                self.issue(node, path, f"missing required section '{type_name}:'")
+
+        if target is None and kind.derive_target is not None and settings is not None:
+            target = kind.derive_target(settings)
+        if isinstance(target, str) and kind.validate_target is not None:
+            try:
+                kind.validate_target(target, settings)
+            except ValueError as exc:
+                self.issue(target_node or node, f"{path}.target", str(exc))
+
+        interval = self._duration_field(own, items, "interval", path)
+        explicit_timeout = "timeout" in items
+        timeout = self._duration_field(own, items, "timeout", path)
+        if interval is None:
+            interval = kind.default_interval or DEFAULT_INTERVAL_S
+        if interval < MIN_INTERVAL_S:
+            self.issue(items.get("interval"), f"{path}.interval",
+                       f"interval {_fmt_s(interval)} is below the minimum of {_fmt_s(MIN_INTERVAL_S)}")
+        if timeout is None:
+            timeout = min(kind.default_timeout or DEFAULT_TIMEOUT_S, interval)
+        elif timeout <= 0:
+            self.issue(items.get("timeout"), f"{path}.timeout", "timeout must be greater than 0")
+        elif timeout > interval and explicit_timeout:
+            self.issue(items.get("timeout"), f"{path}.timeout",
+                       f"timeout {_fmt_s(timeout)} exceeds interval {_fmt_s(interval)}")
+        latency_threshold = None
+        if "latency_threshold" in items:
+            latency_threshold = self.convert_or(items["latency_threshold"], Duration,
+                                                 f"{path}.latency_threshold", None)
+        labels = self._labels(items.get("labels"), f"{path}.labels")
+        clash = sorted(set(labels) & set(global_labels))
+        if clash:
+            self.issue(items.get("labels"), f"{path}.labels", f"label {clash[0]!r} is already a global label")
+
+        if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str):
+            return None
+        return ProbeSpec(name=name, type=type_name, target=target, interval=interval, timeout=timeout,
+                         labels=labels, settings=settings, latency_threshold=latency_threshold)
+
+    def _duration_field(self, own: dict[str, yaml.Node], items: dict[str, yaml.Node], key: str,
+                        path: str) -> float | None:
+        node = items.get(key)
+        if node is None:
+            return None
+        value: float | None = self.convert_or(node, Duration, f"{path}.{key}", None)
+        return value
+
+    def _required(self, items: dict[str, yaml.Node], node: yaml.Node, key: str, tp: type, path: str) -> Any:
+        if key not in items:
+            self.issue(node, path, f"missing required key '{key}'")
+            return None
+        return self.convert_or(items[key], tp, f"{path}.{key}", None)
+
+    def _labels(self, node: yaml.Node | None, path: str) -> dict[str, str]:
+        if node is None:
+            return {}
+        labels = self.convert_or(node, Mapping[str, str], path, {})
+        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
+            key = key_node.value
+            if not LABEL_NAME_RE.match(key):
+                self.issue(key_node, f"{path}.{key}", f"invalid label name {key!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
+            elif key in RESERVED_LABELS or key.startswith("__"):
+                self.issue(key_node, f"{path}.{key}", f"label name {key!r} is reserved by probed")
+        return dict(labels)
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"

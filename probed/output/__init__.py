@@ -1,0 +1,1 @@
+"""What probed shows: the metric catalog, the exposition, the JSON API and the web routes."""

@@ -1,0 +1,143 @@
+"""Every metric family probed exports, declared once.
+
+The exposition renders from this list, `probed check` counts series from it, the docs' metric
+reference is generated from it, and the rule and dashboard generators read it. A family is a
+name, a type, a help text, the labels it adds to a probe's own label set (`probe`, `type`, the
+global and the probe's labels) and the probe types that emit it.
+
+Families per probe type come from the types themselves (`ProbeKind.aliases` and `.infos`), so a
+new probe type brings its metrics with it and nothing here names a type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from probed.config.model import ProbeSpec
+from probed.probes import KIND_NAMES, ProbeKind, get_kind
+from probed.runtime.ring import DEFAULT_BUCKETS, QUANTILES
+from probed.runtime.scheduler import LATENESS_BUCKETS
+from probed.runtime.state import SKIP_CAUSES
+from probed.runtime.windows import PERCENTILE_WINDOWS
+
+MetricType = Literal["gauge", "counter", "histogram"]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...] = ()
+    """Labels added to the probe's own label set (or, for process-wide families, all labels)."""
+    types: tuple[str, ...] | None = None
+    """Probe types that emit it; None: every type."""
+    per_probe: bool = True
+    """False for families about probed itself (one series set per process)."""
+
+    def series_for(self, kind: ProbeKind) -> int:
+        """Series one probe of `kind` adds to a scrape (an estimate where it depends on results)."""
+        if self.types is not None and kind.name not in self.types:
+            return 0
+        count = _SERIES.get(self.name)
+        return 1 if count is None else count(kind)
+
+
+def _phases(kind: ProbeKind) -> int:
+    return len(kind.phases)
+
+
+# Series per probe where it is not one; counters by reason or code exist only once they count.
+_SERIES: dict[str, Callable[[ProbeKind], int]] = {
+    "probed_probes_total": lambda k: 2,
+    "probed_probe_failures_total": lambda k: 0,
+    "probed_probe_error_codes_total": lambda k: 0,
+    "probed_probe_duration_seconds": lambda k: len(DEFAULT_BUCKETS) + 3,
+    "probed_probe_latency_seconds": lambda k: len(QUANTILES) * len(PERCENTILE_WINDOWS),
+    "probed_probe_skipped_runs_total": lambda k: len(SKIP_CAUSES),
+    "probed_probe_phase_seconds": _phases,
+    "probe_http_duration_seconds": _phases,
+    "probed_probe_value": lambda k: len(k.values) + len(k.aliases),
+}
+
+PROBE_FAMILIES: tuple[Family, ...] = (
+    Family("probe_success", "gauge", "Whether the last attempt succeeded (1) or failed (0)."),
+    Family("probe_duration_seconds", "gauge", "How long the last attempt took."),
+    Family("probed_probes_total", "counter", "Attempts by result.", ("result",)),
+    Family("probed_probe_failures_total", "counter", "Failed attempts by reason.", ("reason",)),
+    Family("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.", ("le",)),
+    Family("probed_probe_latency_seconds", "gauge",
+           "Latency quantiles of successful attempts over a trailing window, from the ring core.",
+           ("quantile", "window")),
+    Family("probed_probe_info", "gauge", "Configured probe (target with credentials removed).", ("target",)),
+    Family("probed_probe_last_run_timestamp_seconds", "gauge",
+           "Unix time the last attempt finished (for staleness alerts)."),
+    Family("probed_probe_interval_seconds", "gauge", "Configured interval."),
+    Family("probed_probe_skipped_runs_total", "counter",
+           "Scheduled runs skipped, by cause (overrun: the previous run was still going).", ("cause",)),
+    Family("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.", ("phase",)),
+    Family("probe_http_duration_seconds", "gauge",
+           "Duration of each HTTP phase of the last attempt (blackbox_exporter).", ("phase",), ("http",)),
+    Family("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.", ("name",)),
+    Family("probed_probe_error_codes_total", "counter",
+           "Failed attempts by the peer's own error code (AWS error codes, for example).", ("code",)),
+)
+"""Families every probe can carry, in exposition order."""
+
+def _own(name: str, type_: MetricType, help_text: str, labels: tuple[str, ...] = ()) -> Family:
+    return Family(name, type_, help_text, labels, per_probe=False)
+
+
+PROCESS_FAMILIES: tuple[Family, ...] = (
+    _own("probed_scheduler_lateness_seconds", "histogram", "How late each run started after its deadline.", ("le",)),
+    _own("probed_scheduler_in_flight", "gauge", "Attempts running now."),
+    _own("probed_scheduler_skipped_runs_total", "counter", "Runs skipped, all probes, by cause.", ("cause",)),
+    _own("probed_event_loop_lag_seconds", "gauge", "Last measured event-loop lag."),
+    _own("probed_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag over the last minute."),
+    _own("probed_probes_configured", "gauge", "Probes in the running config."),
+    _own("probed_config_last_reload_successful", "gauge", "Whether the last config load or reload succeeded."),
+    _own("probed_config_last_reload_success_timestamp_seconds", "gauge",
+         "Unix time of the last successful config load or reload."),
+    _own("probed_build_info", "gauge", "probed's version and runtime (value is always 1).", ("version", "python")),
+)
+"""Families about probed itself, one series set per process."""
+
+INFO_HELP = "Information about the last attempt (value is always 1)."
+
+
+def kind_families(kind: ProbeKind) -> list[Family]:
+    """The dedicated metrics of one probe type: blackbox-named values and info metrics."""
+    families = [Family(a.metric, "gauge" if a.kind == "gauge" else "counter", a.help, (), (kind.name,))
+                for a in kind.aliases.values()]
+    families += [Family(metric, "gauge", help_text, (), (kind.name,)) for metric, help_text in kind.infos.items()]
+    return families
+
+
+def all_families(type_names: Iterable[str] = KIND_NAMES) -> list[Family]:
+    """Every family the given probe types can export, each once (types share some aliases)."""
+    merged: dict[str, Family] = {f.name: f for f in PROBE_FAMILIES}
+    for name in type_names:
+        for f in kind_families(get_kind(name)):
+            known = merged.get(f.name)
+            if known is None:
+                merged[f.name] = f
+            elif known.types is not None:
+                merged[f.name] = Family(f.name, f.type, known.help, f.labels, (*known.types, *(f.types or ())))
+    return [*merged.values(), *PROCESS_FAMILIES]
+
+
+def series_per_probe(kind: ProbeKind) -> int:
+    """Series one probe of this type adds to every scrape."""
+    return sum(f.series_for(kind) for f in PROBE_FAMILIES) + len(kind.aliases) + len(kind.infos)
+
+
+def estimate_series(specs: Sequence[ProbeSpec]) -> int:
+    """Series a scrape carries for these probes, plus probed's own."""
+    per_type: dict[str, int] = {}
+    for spec in specs:
+        if spec.type not in per_type:
+            per_type[spec.type] = series_per_probe(get_kind(spec.type))
+    own = sum(len(LATENESS_BUCKETS) + 3 if f.type == "histogram" else 1 for f in PROCESS_FAMILIES)
+    return sum(per_type[s.type] for s in specs) + own

@@ -1,0 +1,360 @@
+"""Prometheus text exposition, rendered by hand from the probes' state at scrape time.
+
+prometheus_client's metric objects and `generate_latest` cost several microseconds per line and
+render on the event loop; at 10,000 probes x 40 series that is seconds of stalled probes. Here
+each probe's label set is escaped once, lines are formatted straight from the ring's counters,
+and rendering yields to the event loop every 2 ms of work so probes keep their schedule while a
+scrape renders; the body is streamed out in chunks. Percentiles come from a cache the daemon's
+summarizer refreshes in small slices in the background (computing them for 10,000 probes at once
+would itself be a stall).
+
+Metric names: blackbox_exporter's for the last attempt (`probe_success`, `probe_duration_seconds`,
+`probe_http_*`, ...) so existing dashboards and alerts work, and `probed_*` for everything else.
+Every numeric value of a result is `probed_probe_value{name=...}`; probe kinds may also export a
+value under a dedicated name (`ProbeKind.aliases`).
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from probed import __version__
+from probed.config.model import ProbeSpec
+from probed.output import catalog
+from probed.probes import MetricAlias, ProbeKind, get_kind
+from probed.redact import redact
+from probed.runtime.daemon import Daemon, ReloadStatus
+from probed.runtime.ring import QUANTILES
+from probed.runtime.scheduler import LATENESS_BUCKETS, SchedulerStats
+from probed.runtime.slicing import Slices
+from probed.runtime.state import SKIP_CAUSES, ProbeState
+from probed.runtime.windows import PERCENTILE_WINDOWS, Window
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BATCH = 32  # probes per writer call, between looks at the clock
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+# Durations print as `{x:.6g}`: six significant digits (microseconds at the millisecond scale)
+# format about 3x faster than repr(), and durations are most of the floats a scrape prints.
+# Counters' sums and other values keep full precision (`num`).
+
+
+@functools.lru_cache(maxsize=1024)
+def _label_pair(key: str, value: str) -> str:
+    return f',{key}="{escape(value)}"'
+
+
+def num(value: float) -> str:
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+@dataclass
+class ExpositionView:
+    """What a scrape reads: a snapshot of the daemon's probes and its own figures."""
+
+    states: list[ProbeState]
+    static_labels: Mapping[str, str]
+    stats: SchedulerStats
+    reload: ReloadStatus
+    windows: tuple[Window, ...] = PERCENTILE_WINDOWS
+
+    @classmethod
+    def of(cls, daemon: Daemon) -> ExpositionView:
+        assert daemon.scheduler is not None
+        return cls(list(daemon.states.values()), daemon.static_labels, daemon.scheduler.stats,
+                   daemon.reload_status)
+
+
+@dataclass(frozen=True, slots=True)
+class _ProbeText:
+    """A probe's label set and constant lines, rendered once per spec and static labels."""
+
+    spec: ProbeSpec
+    static: Mapping[str, str]
+    base: str
+    info: str
+    interval: str
+
+
+def _probe_text(state: ProbeState, static: Mapping[str, str]) -> _ProbeText:
+    cached = state.exposition_cache
+    if isinstance(cached, _ProbeText) and cached.spec is state.spec and cached.static is static:
+        return cached
+    spec = state.spec
+    pairs = [("probe", spec.name), ("type", spec.type), *static.items(), *spec.labels.items()]
+    base = ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+    text = _ProbeText(
+        spec, static, base,
+        f'probed_probe_info{{{base},target="{escape(redact(spec.target, state.secrets))}"}} 1',
+        f"probed_probe_interval_seconds{{{base}}} {num(spec.interval)}",
+    )
+    state.exposition_cache = text
+    return text
+
+
+Windows = tuple[tuple[str, float], ...]
+
+
+async def render(view: ExpositionView, now: float | None = None) -> bytes:
+    return b"".join([chunk async for chunk in render_chunks(view, now)])
+
+
+# -- one writer per metric family: appends the lines of that family for a batch of probes
+Batch = Sequence[tuple[ProbeState, _ProbeText]]
+Writer = Callable[[list[str], Batch, float, Windows], None]
+
+
+def _w_success(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probe_success{{{t.base}}} {1 if s.last.success else 0}" for s, t in batch if s.last is not None]
+
+
+def _w_duration(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probe_duration_seconds{{{t.base}}} {s.last.duration_s:.6g}" for s, t in batch
+            if s.last is not None]
+
+
+def _w_totals(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        out.append(f'probed_probes_total{{{t.base},result="success"}} {s.ring.successes_total}')
+        out.append(f'probed_probes_total{{{t.base},result="failure"}} {s.ring.failures_total}')
+
+
+def _w_failures(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.failures_by_reason:
+            for reason, count in list(s.failures_by_reason.items()):
+                out.append(f'probed_probe_failures_total{{{t.base},reason="{reason.value}"}} {count}')
+
+
+def _w_histogram(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        ring = s.ring
+        _histogram(out, "probed_probe_duration_seconds", t.base, ring.buckets, ring.hist_counts, ring.hist_sum)
+
+
+def _w_latency(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        _percentiles(out, s, t.base, w, now)
+
+
+def _w_info(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [t.info for _, t in batch]
+
+
+def _w_last_run(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [f"probed_probe_last_run_timestamp_seconds{{{t.base}}} {s.last_ts:.3f}" for s, t in batch
+            if s.last is not None]
+
+
+def _w_interval(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    out += [t.interval for _, t in batch]
+
+
+def _w_skipped(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        for cause in SKIP_CAUSES:
+            out.append(f'probed_probe_skipped_runs_total{{{t.base},cause="{cause}"}} {s.skipped[cause]}')
+
+
+def _phase_writer(metric: str, only_type: str | None = None) -> Writer:
+    """The last attempt's phases under `metric`; blackbox's HTTP name carries only http probes."""
+
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            if s.last is not None and (only_type is None or t.spec.type == only_type):
+                for phase, secs in s.last.phases.items():
+                    out.append(f"{metric}{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
+    return write
+
+
+def _w_values(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.last is not None:
+            for name, value in s.last.values.items():
+                out.append(f"probed_probe_value{{{t.base}{_label_pair('name', name)}}} {num(value)}")
+
+
+def _w_error_codes(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    for s, t in batch:
+        if s.error_codes:
+            for code, count in list(s.error_codes.items()):
+                out.append(f'probed_probe_error_codes_total{{{t.base},code="{escape(code)}"}} {count}')
+
+
+def _alias_writer(metric: str, names_by_type: Mapping[str, str]) -> Writer:
+    """`metric` carries value `names_by_type[type]` of each probe (e.g. status_code for http)."""
+
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            name = names_by_type.get(t.spec.type)
+            if name is not None and s.last is not None:
+                value = s.last.values.get(name)
+                if value is not None:
+                    out.append(f"{metric}{{{t.base}}} {num(value)}")
+    return write
+
+
+def _info_writer(metric: str) -> Writer:
+    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+        for s, t in batch:
+            labels = s.last.info.get(metric) if s.last is not None else None
+            if labels is not None:
+                extra = "".join(f',{k}="{escape(redact(v, s.secrets))}"' for k, v in labels.items())
+                out.append(f"{metric}{{{t.base}{extra}}} 1")
+    return write
+
+
+_WRITERS: Mapping[str, Writer] = {
+    "probe_success": _w_success,
+    "probe_duration_seconds": _w_duration,
+    "probed_probes_total": _w_totals,
+    "probed_probe_failures_total": _w_failures,
+    "probed_probe_duration_seconds": _w_histogram,
+    "probed_probe_latency_seconds": _w_latency,
+    "probed_probe_info": _w_info,
+    "probed_probe_last_run_timestamp_seconds": _w_last_run,
+    "probed_probe_interval_seconds": _w_interval,
+    "probed_probe_skipped_runs_total": _w_skipped,
+    "probed_probe_phase_seconds": _phase_writer("probed_probe_phase_seconds"),
+    "probe_http_duration_seconds": _phase_writer("probe_http_duration_seconds", "http"),
+    "probed_probe_value": _w_values,
+    "probed_probe_error_codes_total": _w_error_codes,
+}
+# Always present, in catalog order, so the core families exist even before any result.
+_FAMILIES: tuple[tuple[str, str, str, Writer], ...] = tuple(
+    (f.name, f.type, f.help, _WRITERS[f.name]) for f in catalog.PROBE_FAMILIES
+)
+
+
+def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]]) -> list[tuple[str, str, str, Writer]]:
+    """The probe types' own families (blackbox-named values, info metrics) the results carry."""
+    aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
+    infos: dict[str, str] = {}
+    for state, text in pairs:
+        last = state.last
+        if last is None:
+            continue
+        kind = _kind(text.spec.type)
+        for name in last.values:
+            alias = kind.aliases.get(name)
+            if alias is not None:
+                aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
+        for metric in last.info:
+            infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
+    families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
+    families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
+    return families
+
+
+async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
+    """The exposition body, family by family, in chunks of at most one slice of work each.
+
+    Families are rendered one after the other over all probes, so a chunk can leave as soon as
+    it is made: the process holds one slice of the body at a time, not all 60 MB of a 10,000
+    probe scrape. Between slices the generator yields to the event loop.
+    """
+    now = time.time() if now is None else now
+    static = view.static_labels
+    pairs = [(state, _probe_text(state, static)) for state in view.states]
+    slices = Slices()
+    windows = view.windows
+    for name, kind, help_text, write in (*_FAMILIES, *_dynamic_families(pairs)):
+        header = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+        lines: list[str] = []
+        for i in range(0, len(pairs), BATCH):
+            write(lines, pairs[i:i + BATCH], now, windows)
+            if slices.due():
+                if lines:
+                    lines.append("")
+                    yield (header + "\n".join(lines)).encode()
+                    header, lines = "", []
+                await slices.pause()
+        if lines:
+            lines.append("")
+            yield (header + "\n".join(lines)).encode()
+    yield _self_metrics(view, len(view.states)).encode()
+
+
+@functools.lru_cache(maxsize=64)
+def _bucket_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return (*(f',le="{num(b)}"}} ' for b in bounds), ',le="+Inf"} ')
+
+
+def _histogram(lines: list[str], name: str, base: str, bounds: tuple[float, ...],
+               counts: Sequence[int], total: float) -> None:
+    bucket = f"{name}_bucket{{{base}"
+    cumulative = 0
+    for le, count in zip(_bucket_labels(bounds), counts, strict=True):
+        cumulative += count
+        lines.append(f"{bucket}{le}{cumulative}")
+    lines.append(f"{name}_sum{{{base}}} {num(total)}")
+    lines.append(f"{name}_count{{{base}}} {cumulative}")
+
+
+def _percentiles(lines: list[str], state: ProbeState, base: str,
+                 windows: tuple[tuple[str, float], ...], now: float) -> None:
+    cache = state.percentiles
+    if cache.written != state.ring.written and cache.written < 0:
+        state.refresh_percentiles(windows, now)  # first scrape of a probe: compute on demand
+    head = "probed_probe_latency_seconds{" + base
+    for label, window_s in windows:
+        quantiles = cache.values.get(window_s)
+        if quantiles is None:
+            continue
+        for suffix, v in zip(_quantile_suffixes(label), quantiles, strict=True):
+            lines.append(f"{head}{suffix}{v:.6g}")
+
+
+@functools.lru_cache(maxsize=64)
+def _quantile_suffixes(window: str) -> tuple[str, ...]:
+    return tuple(f',quantile="{q}",window="{window}"}} ' for q in QUANTILES)
+
+
+_kind_cache: dict[str, ProbeKind] = {}
+
+
+def _kind(type_name: str) -> ProbeKind:
+    kind = _kind_cache.get(type_name)
+    if kind is None:
+        kind = _kind_cache[type_name] = get_kind(type_name)
+    return kind
+
+
+def _self_metrics(view: ExpositionView, probe_count: int) -> str:
+    """probed's own families, help and type from the catalog, samples from the view."""
+    s = view.stats
+    lateness: list[str] = []
+    _histogram(lateness, "probed_scheduler_lateness_seconds", "", LATENESS_BUCKETS, s.lateness_counts, s.lateness_sum)
+    samples: dict[str, list[str]] = {
+        "probed_scheduler_lateness_seconds": [ln.replace("{,", "{").replace("{}", "") for ln in lateness],
+        "probed_scheduler_in_flight": [f"probed_scheduler_in_flight {s.in_flight}"],
+        "probed_scheduler_skipped_runs_total": [
+            f'probed_scheduler_skipped_runs_total{{cause="{c}"}} {n}' for c, n in s.skipped.items()],
+        "probed_event_loop_lag_seconds": [f"probed_event_loop_lag_seconds {num(s.loop_lag_s)}"],
+        "probed_event_loop_lag_max_seconds": [f"probed_event_loop_lag_max_seconds {num(s.loop_lag_max_s)}"],
+        "probed_probes_configured": [f"probed_probes_configured {probe_count}"],
+        "probed_config_last_reload_successful": [
+            f"probed_config_last_reload_successful {1 if view.reload.successful else 0}"],
+        "probed_config_last_reload_success_timestamp_seconds": [
+            f"probed_config_last_reload_success_timestamp_seconds {num(view.reload.last_success_ts)}"],
+        "probed_build_info": [f'probed_build_info{{version="{__version__}",python="{platform.python_version()}"}} 1'],
+    }
+    out: list[str] = []
+    for family in catalog.PROCESS_FAMILIES:
+        out.append(f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n")
+        out.extend(sample + "\n" for sample in samples[family.name])
+    return "".join(out)

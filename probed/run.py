@@ -1,0 +1,106 @@
+"""Running probed: the event loop, the daemon behind its web server, and `once`.
+
+The CLI and the demo both start the daemon through `serve()`; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from probed.config.model import Config
+from probed.config.schema import ConfigError
+from probed.output.web import make_app
+from probed.result import ProbeResult
+from probed.runtime.attempt import run_attempt
+from probed.runtime.daemon import Daemon
+from probed.runtime.probeset import ProbeSet
+
+DEFAULT_LISTEN = "127.0.0.1:9470"
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+log = logging.getLogger("probed")
+T = TypeVar("T")
+
+
+def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run on uvloop when it is installed (it roughly doubles per-probe throughput)."""
+    try:
+        import uvloop  # optional: absent on some platforms, and only `run` needs it
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro_fn())
+
+
+def print_config_error(exc: ConfigError) -> None:
+    for issue in exc.issues:
+        print(issue, file=sys.stderr)
+    print(f"{len(exc.issues)} error(s)", file=sys.stderr)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"probed: --listen must be HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
+                stop_after: float = 0) -> int:
+
+
+    host, port = split_listen(listen)
+    daemon = Daemon(config_path)
+    try:
+        await daemon.start()
+    except ConfigError as exc:
+        print_config_error(exc)
+        return EXIT_CONFIG
+    runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        await daemon.shutdown()
+        await runner.cleanup()
+        return EXIT_FAILED
+    log.info("serving on http://%s:%d/ (metrics at /metrics)", host, port)
+    if ready is not None:
+        ready(f"http://{host}:{port}")
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
+    try:
+        if stop_after > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), stop_after)
+        else:
+            await stop.wait()
+    finally:
+        log.info("shutting down")
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        await daemon.shutdown()
+    return EXIT_OK
+
+
+async def run_once(config: Config, names: list[str]) -> list[tuple[str, ProbeResult]]:
+    """Run the named probes once, concurrently, each through the attempt boundary."""
+    async with ProbeSet.of(config, names) as probes:
+        specs = [config.probe(n) for n in names]
+        results = await asyncio.gather(*(run_attempt(probes[s.name], s.timeout) for s in specs))
+    return list(zip(names, results, strict=True))

@@ -1,0 +1,1 @@
+"""What runs: building probes, the attempt boundary, the scheduler, per-probe state and the ring."""

@@ -1,0 +1,26 @@
+"""The time windows probed reports over, named once: every output uses these lists."""
+
+from __future__ import annotations
+
+Window = tuple[str, float]
+"""A label ("5m") and its length in seconds."""
+
+PERCENTILE_WINDOWS: tuple[Window, ...] = (("1m", 60.0), ("5m", 300.0), ("1h", 3600.0))
+"""Exact latency quantiles over the ring's raw samples."""
+
+SUCCESS_WINDOWS: tuple[Window, ...] = (("5m", 300.0), ("1h", 3600.0), ("1d", 86400.0), ("30d", 30 * 86400.0))
+"""Attempt and failure counts per probe in the API and on the status page."""
+
+BURN_RATE_WINDOWS: tuple[Window, ...] = (
+    ("5m", 300.0), ("30m", 1800.0), ("1h", 3600.0), ("2h", 7200.0), ("6h", 21600.0),
+    ("1d", 86400.0), ("3d", 3 * 86400.0),
+)
+"""The SLI and burn-rate windows of multi-window multi-burn-rate alerting (SRE Workbook)."""
+
+
+def label_of(seconds: float) -> str:
+    """30 * 86400 -> "30d", 300 -> "5m": the label a window length is shown with."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,64 @@
+"""The collector stays off while a config is built, and comes back exactly as it was."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from probed.runtime import collector
+
+
+@pytest.fixture(autouse=True)
+def restore_gc() -> Iterator[None]:
+    enabled, thresholds = gc.isenabled(), gc.get_threshold()
+    yield
+    gc.set_threshold(*thresholds)
+    (gc.enable if enabled else gc.disable)()
+
+
+def test_paused_disables_collection_and_restores_it_even_when_nested() -> None:
+    gc.enable()
+    with collector.paused():
+        assert not gc.isenabled()
+        with collector.paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+
+
+def test_paused_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    with collector.paused():
+        pass
+    assert not gc.isenabled()
+
+
+def test_a_pause_in_another_thread_ends_only_when_the_last_one_does() -> None:
+    gc.enable()
+    inside, release = threading.Event(), threading.Event()
+
+    def parse_in_a_thread() -> None:
+        with collector.paused():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=parse_in_a_thread)
+    worker.start()
+    assert inside.wait(5)
+    with collector.paused():
+        pass
+    assert not gc.isenabled()  # the thread's pause is still open
+    release.set()
+    worker.join(5)
+    assert gc.isenabled()
+
+
+def test_settle_freezes_the_survivors_and_sweeps_young_garbage_less_often() -> None:
+    kept = [[i] for i in range(1000)]  # long-lived containers, as a config's are
+    collector.settle()
+    assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_threshold()[0] == collector.GEN0_THRESHOLD
+    assert gc.isenabled()
