@@ -18,6 +18,7 @@ import yaml
 
 from probed.config.loader import YAML_LOADER, NodeConverter, key_value, merge, node_kind
 from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError
+from probed.config.slo import SloSection, SloSpec, resolve
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -26,6 +27,8 @@ RESERVED_LABELS = frozenset({
     "probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "cause",
     "code", "job", "instance",
 })
+SLO_RESERVED_LABELS = frozenset({"service", "severity"})
+"""Set by the SLO's own `service:` and by the generated alerts."""
 MIN_INTERVAL_S = 0.1
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_TIMEOUT_S = 5.0
@@ -71,6 +74,7 @@ class Config:
     scheduler: SchedulerSettings
     secrets: frozenset[str]
     """Literal secret strings (interpolated env values, header values) for redaction."""
+    slos: tuple[SloSpec, ...] = ()
 
     def probe(self, name: str) -> ProbeSpec:
         for spec in self.probes:
@@ -119,7 +123,7 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: Ki
     return _ConfigLoader(filename, environ, kinds).load(text)
 
 
-_TOP_KEYS = ("defaults", "labels", "probes", "scheduler")
+_TOP_KEYS = ("defaults", "labels", "probes", "scheduler", "slos")
 _COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "latency_threshold")
 
 
@@ -171,9 +175,48 @@ class _ConfigLoader(NodeConverter):
                 seen[spec.name] = key_value(node, "name") or node
                 probes.append(spec)
 
+        slos = self._slos(top.get("slos"), probes, probes_node)
         if self.issues:
             raise ConfigError(sorted(self.issues, key=lambda i: (i.line, i.column)))
-        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets))
+        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos))
+
+    # -- SLOs
+    def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], probes_node: yaml.Node | None) -> list[SloSpec]:
+        if node is None:
+            return []
+        if not isinstance(node, yaml.SequenceNode):
+            self.issue(node, "slos", f"expected a list of SLOs, got {node_kind(node)}")
+            return []
+        known = {p.name: (p.type, p.labels) for p in probes}
+        # Probes with errors of their own are not in `known`: an SLO naming one is not wrong too.
+        written = {str(v.value) for item in (probes_node.value if isinstance(probes_node, yaml.SequenceNode) else ())
+                   if (v := key_value(item, "name")) is not None and isinstance(v, yaml.ScalarNode)}
+        slos: list[SloSpec] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(node.value):
+            path = f"slos[{i}]"
+            section = self.convert_or(item, SloSection, path, None)
+            if not isinstance(section, SloSection):
+                continue
+            name_node = key_value(item, "name") or item
+            if not NAME_RE.match(section.name):
+                self.issue(name_node, f"{path}.name", f'invalid SLO name "{section.name}" (letters, digits and _.:/@-)')
+                continue
+            if section.name in seen:
+                self.issue(name_node, f"{path}.name",
+                           f'duplicate SLO name "{section.name}" (first at line {seen[section.name]})')
+                continue
+            seen[section.name] = name_node.start_mark.line + 1
+            self._check_labels(key_value(item, "labels"), f"{path}.labels", extra_reserved=SLO_RESERVED_LABELS)
+            spec, problems = resolve(section, known)
+            for field_name, message in problems:
+                if field_name == "probes" and message.startswith("no probe named") and \
+                        message.split("'")[1] in written:
+                    continue
+                self.issue(key_value(item, field_name) or item, f"{path}.{field_name}", message)
+            if spec is not None:
+                slos.append(spec)
+        return slos
 
     # -- one probe
     def _probe(self, node: yaml.Node, defaults: yaml.Node | None, path: str,
@@ -274,13 +317,16 @@ class _ConfigLoader(NodeConverter):
         if node is None:
             return {}
         labels = self.convert_or(node, Mapping[str, str], path, {})
+        self._check_labels(node, path)
+        return dict(labels)
+
+    def _check_labels(self, node: yaml.Node | None, path: str, extra_reserved: frozenset[str] = frozenset()) -> None:
         for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
             key = key_node.value
             if not LABEL_NAME_RE.match(key):
                 self.issue(key_node, f"{path}.{key}", f"invalid label name {key!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
-            elif key in RESERVED_LABELS or key.startswith("__"):
+            elif key in RESERVED_LABELS or key in extra_reserved or key.startswith(("__", "sloth_")):
                 self.issue(key_node, f"{path}.{key}", f"label name {key!r} is reserved by probed")
-        return dict(labels)
 
 
 def _fmt_s(seconds: float) -> str:
