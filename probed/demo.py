@@ -49,6 +49,17 @@ probes:
   - name: demo-port-closed      # nothing listens here
     type: tcp
     target: 127.0.0.1:{closed_port}
+slos:
+  - name: demo-availability     # healthy: the health endpoint answers
+    service: demo
+    description: The demo service answers its health check
+    probes: [demo-healthy]
+    objective: 99.5
+  - name: demo-flaky-availability   # burning: 10% 503s against a 99.9% objective
+    service: demo
+    description: The flaky endpoint, held to an objective it cannot meet
+    probes: [demo-flaky]
+    objective: 99.9
 """
 
 
@@ -99,7 +110,7 @@ async def run_demo(listen: str, seconds: float = 0) -> int:
         config.write_text(DEMO_CONFIG.format(port=port, closed_port=closed_port()))
 
         def banner(url: str) -> None:
-            print(f"\nprobed demo: probing 7 local targets from {config}\n"
+            print(f"\nprobed demo: probing 7 local targets and 2 SLOs from {config}\n"
                   f"  status page  {url}/\n  metrics      {url}/metrics\n  API          {url}/api/v1/probes\n"
                   "Failures show up in the log below as they change state. Ctrl-C stops.\n",
                   file=sys.stderr, flush=True)

@@ -22,6 +22,7 @@ from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
 from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import ProbeSet
+from probed.slo.engine import SloEngine
 
 DEFAULT_LISTEN = "127.0.0.1:9470"
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -56,8 +57,6 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
                 stop_after: float = 0) -> int:
-
-
     host, port = split_listen(listen)
     daemon = Daemon(config_path)
     try:
@@ -65,12 +64,16 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_CONFIG
-    runner = web.AppRunner(make_app(daemon), access_log=None, handle_signals=False)
+    slos = SloEngine()
+    evaluating = asyncio.create_task(slos.loop(lambda: (daemon.config.slos if daemon.config else (), daemon.states)),
+                                     name="slo-engine")
+    runner = web.AppRunner(make_app(daemon, slos), access_log=None, handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
+        evaluating.cancel()
         await daemon.shutdown()
         await runner.cleanup()
         return EXIT_FAILED
@@ -94,6 +97,8 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+        evaluating.cancel()
+        await asyncio.gather(evaluating, return_exceptions=True)
         await daemon.shutdown()
     return EXIT_OK
 

@@ -27,8 +27,9 @@ ALLOWED: dict[str, set[str]] = {
     "probed.config": set(),
     "probed.probes": {"probed.config"},
     "probed.runtime": {"probed.config", "probed.probes"},
-    "probed.output": {"probed.config", "probed.probes", "probed.runtime"},
-    "probed.run": {"probed.config", "probed.probes", "probed.runtime", "probed.output"},
+    "probed.slo": {"probed.config", "probed.runtime"},
+    "probed.output": {"probed.config", "probed.probes", "probed.runtime", "probed.slo"},
+    "probed.run": {"probed.config", "probed.probes", "probed.runtime", "probed.slo", "probed.output"},
     "probed.demo": {"probed.run"},
     "probed.cli": {"probed.config", "probed.runtime", "probed.output", "probed.run", "probed.demo"},
 }

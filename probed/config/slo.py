@@ -149,7 +149,7 @@ def resolve(section: SloSection, probe_labels: Mapping[str, tuple[str, Mapping[s
     timeslice = section.timeslice or Timeslice()
     return SloSpec(
         name=section.name, service=section.service or section.name, description=section.description,
-        probes=tuple(dict.fromkeys(names)), sli=section.sli, objective=section.objective / 100.0,
+        probes=tuple(dict.fromkeys(names)), sli=section.sli, objective=round(section.objective / 100.0, 12),
         window_s=window_s, calendar=section.calendar, window_label=label, budgeting=section.budgeting,
         good_ratio=timeslice.good_ratio, page=section.alerting.page, ticket=section.alerting.ticket,
         labels=dict(section.labels), runbook_url=section.runbook_url,

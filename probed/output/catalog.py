@@ -104,6 +104,21 @@ PROCESS_FAMILIES: tuple[Family, ...] = (
 )
 """Families about probed itself, one series set per process."""
 
+SLO_FAMILIES: tuple[Family, ...] = tuple(_own(*f) for f in (
+    ("probed_slo_objective_ratio", "gauge", "The SLO's objective, as a ratio (99.9% is 0.999)."),
+    ("probed_slo_sli_ratio", "gauge", "Share of good events (or good timeslices) over the window.", ("window",)),
+    ("probed_slo_error_budget_remaining_ratio", "gauge",
+     "1 - (bad/total)/(1 - objective) over the SLO window: 1 untouched, 0 spent, negative overspent."),
+    ("probed_slo_burn_rate", "gauge",
+     "(bad/total)/(1 - objective) over the window: 1 spends exactly the budget over the SLO window.", ("window",)),
+    ("probed_slo_budget_exhaustion_seconds", "gauge",
+     "Seconds until the budget is spent if the last hour's burn rate holds (+Inf when not burning)."),
+    ("probed_slo_coverage_ratio", "gauge", "Share of the SLO window with data (time probed was not running is none)."),
+    ("probed_slo_events_total", "counter",
+     "Good and bad events (timeslices, with timeslice budgeting) counted for the SLO.", ("result",)),
+))
+"""Families per SLO, labelled `slo`, `service`, the SLO's and the global labels."""
+
 INFO_HELP = "Information about the last attempt (value is always 1)."
 
 
@@ -125,7 +140,7 @@ def all_families(type_names: Iterable[str] = KIND_NAMES) -> list[Family]:
                 merged[f.name] = f
             elif known.types is not None:
                 merged[f.name] = Family(f.name, f.type, known.help, f.labels, (*known.types, *(f.types or ())))
-    return [*merged.values(), *PROCESS_FAMILIES]
+    return [*merged.values(), *SLO_FAMILIES, *PROCESS_FAMILIES]
 
 
 def series_per_probe(kind: ProbeKind) -> int:

@@ -33,6 +33,7 @@ from probed.runtime.scheduler import LATENESS_BUCKETS, SchedulerStats
 from probed.runtime.slicing import Slices
 from probed.runtime.state import SKIP_CAUSES, ProbeState
 from probed.runtime.windows import PERCENTILE_WINDOWS, Window
+from probed.slo.engine import SloEngine, SloReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BATCH = 32  # probes per writer call, between looks at the clock
@@ -71,12 +72,14 @@ class ExpositionView:
     stats: SchedulerStats
     reload: ReloadStatus
     windows: tuple[Window, ...] = PERCENTILE_WINDOWS
+    slos: Sequence[SloReport] = ()
 
     @classmethod
-    def of(cls, daemon: Daemon) -> ExpositionView:
+    def of(cls, daemon: Daemon, engine: SloEngine | None = None) -> ExpositionView:
         assert daemon.scheduler is not None
+        reports = [] if engine is None else [r for s in engine.specs if (r := engine.reports.get(s.name)) is not None]
         return cls(list(daemon.states.values()), daemon.static_labels, daemon.scheduler.stats,
-                   daemon.reload_status)
+                   daemon.reload_status, slos=reports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +289,8 @@ async def render_chunks(view: ExpositionView, now: float | None = None) -> Async
         if lines:
             lines.append("")
             yield (header + "\n".join(lines)).encode()
+    if view.slos:
+        yield _slo_metrics(view.slos, view.static_labels).encode()
     yield _self_metrics(view, len(view.states)).encode()
 
 
@@ -332,6 +337,34 @@ def _kind(type_name: str) -> ProbeKind:
     if kind is None:
         kind = _kind_cache[type_name] = get_kind(type_name)
     return kind
+
+
+def _slo_metrics(reports: Sequence[SloReport], static: Mapping[str, str]) -> str:
+    """Every SLO's figures; help and type from the catalog. Ratios with no data are left out."""
+    samples: dict[str, list[str]] = {f.name: [] for f in catalog.SLO_FAMILIES}
+    for r in reports:
+        spec = r.spec
+        pairs = [("slo", spec.name), ("service", spec.service), *static.items(), *spec.labels.items()]
+        base = ",".join(f'{k}="{escape(v)}"' for k, v in pairs)
+
+        def put(name: str, value: float | None, extra: str = "", base: str = base) -> None:
+            if value is not None:
+                samples[name].append(f"{name}{{{base}{extra}}} {num(value)}")
+
+        put("probed_slo_objective_ratio", spec.objective)
+        for label in r.windows:
+            put("probed_slo_sli_ratio", r.sli(label), _label_pair("window", label))
+            put("probed_slo_burn_rate", r.burn_rate(label), _label_pair("window", label))
+        put("probed_slo_error_budget_remaining_ratio", r.budget_remaining)
+        put("probed_slo_budget_exhaustion_seconds", r.exhaustion_s)
+        put("probed_slo_coverage_ratio", r.coverage)
+        put("probed_slo_events_total", r.events.good, ',result="good"')
+        put("probed_slo_events_total", r.events.bad, ',result="bad"')
+    out: list[str] = []
+    for family in catalog.SLO_FAMILIES:
+        out.append(f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.type}\n")
+        out.extend(line + "\n" for line in samples[family.name])
+    return "".join(out)
 
 
 def _self_metrics(view: ExpositionView, probe_count: int) -> str:

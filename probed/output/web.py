@@ -14,13 +14,16 @@ from probed.output.api import probe_json
 from probed.output.exposition import CONTENT_TYPE, ExpositionView, render_chunks
 from probed.runtime.daemon import Daemon
 from probed.runtime.slicing import sliced_map
+from probed.slo.engine import SloEngine
 
 DAEMON_KEY = web.AppKey("daemon", Daemon)
+SLOS_KEY = web.AppKey("slos", SloEngine)
 
 
-def make_app(daemon: Daemon) -> web.Application:
+def make_app(daemon: Daemon, slos: SloEngine | None = None) -> web.Application:
     app = web.Application()
     app[DAEMON_KEY] = daemon
+    app[SLOS_KEY] = slos if slos is not None else SloEngine()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -35,7 +38,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
     # Rendered in slices and streamed: a 10,000-probe body never sits on the loop in one piece.
     response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
     await response.prepare(request)
-    async for chunk in render_chunks(ExpositionView.of(request.app[DAEMON_KEY])):
+    async for chunk in render_chunks(ExpositionView.of(request.app[DAEMON_KEY], request.app[SLOS_KEY])):
         await response.write(chunk)
     await response.write_eof()
     return response

@@ -75,23 +75,23 @@ class Samples:
     reasons: npt.NDArray[np.uint8]
 
 
-class _Buckets:
-    """A circular array of counters, one slot per time bucket.
+class Buckets:
+    """A circular block of counters, one slot per time bucket: attempts, failures, fast.
 
+    One `array('H')` holds the three rows back to back ([attempts | failures | fast], `size` each):
+    one object per tier instead of three, and the block is what a checkpoint writes as it is.
     The writer tracks the newest bucket it has written (`last`); moving into a new bucket clears
     the slots skipped since, so a slot always holds exactly one bucket and no per-slot tag is
     needed: the valid buckets are the `size` ones ending at `last`.
     """
 
-    __slots__ = ("attempts", "failures", "fast", "last", "size", "width")
+    __slots__ = ("block", "last", "size", "width")
 
     def __init__(self, size: int, width_s: int) -> None:
         self.size, self.width = size, width_s
         self.last = -(2**62)
         # uint16 counts suffice: at the 100 ms minimum interval an hour holds 36,000 attempts.
-        self.attempts = array("H", [0]) * size
-        self.failures = array("H", [0]) * size
-        self.fast = array("H", [0]) * size
+        self.block = array("H", bytes(6 * size))
 
     def add(self, ts: float, failed: bool, fast: bool) -> None:
         bucket = int(ts) // self.width
@@ -100,45 +100,48 @@ class _Buckets:
         elif bucket <= self.last - self.size:
             return  # older than anything kept (the wall clock jumped back): nowhere to count it
         slot = bucket % self.size
+        block = self.block
         try:
-            self.attempts[slot] += 1
+            block[slot] += 1
             if failed:
-                self.failures[slot] += 1
+                block[self.size + slot] += 1
             if fast:
-                self.fast[slot] += 1
+                block[2 * self.size + slot] += 1
         except OverflowError:
             # Only reachable with a clock stuck inside one bucket: saturate rather than fail a record.
             pass
 
     def _advance(self, bucket: int) -> None:
+        size, block = self.size, self.block
         if bucket == self.last + 1:  # the usual step: one new bucket
-            slot = bucket % self.size
-            self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
-            self.last = bucket
-            return
-        if bucket - self.last >= self.size:  # a first record, or a gap longer than the span
-            zeros = array("H", bytes(2 * self.size))
-            self.attempts[:] = self.failures[:] = self.fast[:] = zeros
+            slot = bucket % size
+            block[slot] = block[size + slot] = block[2 * size + slot] = 0
+        elif bucket - self.last >= size:  # a first record, or a gap longer than the span
+            block[:] = array("H", bytes(6 * size))
         else:
             for b in range(self.last + 1, bucket + 1):
-                slot = b % self.size
-                self.attempts[slot] = self.failures[slot] = self.fast[slot] = 0
+                slot = b % size
+                block[slot] = block[size + slot] = block[2 * size + slot] = 0
         self.last = bucket
+
+    def rows(self, lo: int, hi: int) -> npt.NDArray[np.uint16]:
+        """Counters of buckets lo..hi (bucket numbers, inclusive) as a (3, n) array, oldest first;
+        buckets not kept (before the span, or after `last`) are zero."""
+        n = hi - lo + 1
+        out = np.zeros((3, max(n, 0)), dtype=np.uint16)
+        first, last = max(lo, self.last - self.size + 1), min(hi, self.last)
+        if n <= 0 or last < first:
+            return out
+        idx = np.arange(first, last + 1) % self.size
+        out[:, first - lo:last - lo + 1] = np.frombuffer(self.block, dtype=np.uint16).reshape(3, self.size)[:, idx]
+        return out
 
     def window(self, now: float, window_s: float) -> WindowCounts:
         """Sum of the buckets overlapping (now - window, now]; partial edge buckets count whole."""
         current = int(now) // self.width
         oldest = current - max(1, math.ceil(window_s / self.width)) + 1
-        last = self.last
-        lo, hi = max(oldest, last - self.size + 1), min(current, last)
-        if hi < lo:
-            return WindowCounts(0, 0, 0)
-        idx = np.arange(lo, hi + 1) % self.size
-        return WindowCounts(
-            int(np.frombuffer(self.attempts, dtype=np.uint16)[idx].sum()),
-            int(np.frombuffer(self.failures, dtype=np.uint16)[idx].sum()),
-            int(np.frombuffer(self.fast, dtype=np.uint16)[idx].sum()),
-        )
+        attempts, failures, fast = (int(x) for x in self.rows(oldest, current).sum(axis=1, dtype=np.int64))
+        return WindowCounts(attempts, failures, fast)
 
     @property
     def span_s(self) -> int:
@@ -149,7 +152,7 @@ class ProbeRing:
     """Preallocated history of one probe. `record()` is O(1) and allocates nothing."""
 
     __slots__ = (
-        "_hist_bounds", "_lat", "_reason", "_ts", "capacity", "failures_total", "hist_counts",
+        "_hist_bounds", "_lat", "_reason", "_ts", "capacity", "failures_total", "fast_total", "hist_counts",
         "hist_sum", "hours", "latency_threshold_s", "minutes", "successes_total", "written",
     )
 
@@ -161,10 +164,11 @@ class ProbeRing:
         self._lat = array("d", [0.0]) * capacity
         self._reason = array("B", [0]) * capacity
         self.written = 0
-        self.minutes = _Buckets(MINUTE_SLOTS, 60)
-        self.hours = _Buckets(HOUR_SLOTS, 3600)
+        self.minutes = Buckets(MINUTE_SLOTS, 60)
+        self.hours = Buckets(HOUR_SLOTS, 3600)
         self.successes_total = 0
         self.failures_total = 0
+        self.fast_total = 0
         self._hist_bounds = tuple(buckets)
         self.hist_counts = array("Q", [0]) * (len(buckets) + 1)  # last slot: +Inf
         self.hist_sum = 0.0
@@ -185,6 +189,8 @@ class ProbeRing:
             self.failures_total += 1
         else:
             self.successes_total += 1
+            if fast:
+                self.fast_total += 1
         self.hist_counts[bisect_left(self._hist_bounds, latency_s)] += 1
         self.hist_sum += latency_s
 

@@ -1,0 +1,226 @@
+"""Evaluating SLOs from the probes' rings, in the background, a slice at a time.
+
+Nothing here runs on the attempt path: the rings already count attempts, failures and fast
+successes per minute (6 h) and per hour (31 d). A pass reads those buckets for every SLO and
+keeps the result (`SloReport`) for the exposition, the API and the status page to read.
+
+Two things an SLO keeps for itself, because the rings cannot give them back later:
+* with `budgeting: timeslices`, the verdict of each completed minute, counted per hour for 31
+  days (`SliceLedger`): the rings keep minutes for 6 hours only;
+* monotonic event counters for Prometheus (`probed_slo_events_total`): the sum of the probes'
+  own counters would go down when a reload takes a probe out of the SLO, which Prometheus reads
+  as a counter reset and an increase of the whole remaining count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from probed.config.slo import SloSpec
+from probed.runtime.ring import HOUR_SLOTS, MINUTE_SLOTS, Buckets, ProbeRing
+from probed.runtime.slicing import Slices
+from probed.runtime.state import ProbeState
+from probed.runtime.windows import BURN_RATE_WINDOWS
+from probed.slo import math as slo_math
+from probed.slo.math import Counts
+
+log = logging.getLogger("probed.slo")
+
+EVALUATE_EVERY_S = 10.0
+SHORT_WINDOW_S = 6 * 3600.0
+"""Windows up to this long are read from minute buckets, longer ones from hour buckets."""
+
+
+@dataclass(frozen=True)
+class SloReport:
+    """One evaluation of one SLO. Ratios are None where the window has no data."""
+
+    spec: SloSpec
+    at: float
+    windows: Mapping[str, Counts]
+    """Window label -> counts, for BURN_RATE_WINDOWS and the SLO's own window."""
+    budget_remaining: float | None
+    exhaustion_s: float | None
+    coverage: float
+    events: Counts
+    """Cumulative good and total events (timeslices, with timeslice budgeting) since first seen."""
+
+    def sli(self, window: str) -> float | None:
+        return slo_math.sli(self.windows[window])
+
+    def burn_rate(self, window: str) -> float | None:
+        return slo_math.burn_rate(self.windows[window], self.spec.objective)
+
+
+@dataclass
+class SliceLedger:
+    """Verdicts of completed minutes (good when the good share reaches good_ratio), per hour."""
+
+    hours: Buckets = field(default_factory=lambda: Buckets(HOUR_SLOTS, 3600))
+    last_minute: int | None = None
+    good_total: int = 0
+    bad_total: int = 0
+
+    def update(self, rows: Sequence[ProbeRing], spec: SloSpec, now: float) -> None:
+        done = int(now) // 60 - 1  # the last completed minute
+        oldest_kept = done - MINUTE_SLOTS + 1
+        first = oldest_kept if self.last_minute is None else max(self.last_minute + 1, oldest_kept)
+        self.last_minute = done
+        if first > done:
+            return
+        attempts, good = _good_and_total(rows, spec, first, done, "minutes")
+        for i in np.flatnonzero(attempts):
+            bad = good[i] < spec.good_ratio * attempts[i] - 1e-9
+            self.hours.add((first + int(i)) * 60, failed=bool(bad), fast=False)
+            if bad:
+                self.bad_total += 1
+            else:
+                self.good_total += 1
+
+    def window(self, now: float, window_s: float) -> Counts:
+        c = self.hours.window(now, window_s)
+        return Counts(c.attempts - c.failures, c.attempts)
+
+
+@dataclass
+class EventCounter:
+    """Monotonic good/bad totals built from the probes' own totals by their increases."""
+
+    good: int = 0
+    bad: int = 0
+    seen: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def update(self, totals: Mapping[str, tuple[int, int]]) -> None:
+        for name, (good, bad) in totals.items():
+            before_good, before_bad = self.seen.get(name, (0, 0))
+            # A probe whose counters went down was rebuilt (new ring): count what it has now.
+            self.good += good - before_good if good >= before_good else good
+            self.bad += bad - before_bad if bad >= before_bad else bad
+            self.seen[name] = (good, bad)
+        for name in [n for n in self.seen if n not in totals]:
+            del self.seen[name]
+
+
+class SloEngine:
+    """Keeps every SLO's report fresh. `states` is read, never written."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, SloReport] = {}
+        self.ledgers: dict[str, SliceLedger] = {}
+        self.counters: dict[str, EventCounter] = {}
+        self.specs: tuple[SloSpec, ...] = ()
+
+    def configure(self, specs: Sequence[SloSpec]) -> None:
+        """Take a (re)loaded config's SLOs; history of SLOs that stay is kept."""
+        names = {s.name for s in specs}
+        for table in (self.reports, self.ledgers, self.counters):
+            for name in [n for n in table if n not in names]:
+                del table[name]
+        self.specs = tuple(specs)
+
+    def evaluate(self, spec: SloSpec, states: Mapping[str, ProbeState], now: float) -> SloReport:
+        rings = [states[n].ring for n in spec.probes if n in states]
+        counter = self.counters.setdefault(spec.name, EventCounter())
+        if spec.budgeting == "timeslices":
+            ledger = self.ledgers.setdefault(spec.name, SliceLedger())
+            ledger.update(rings, spec, now)
+            events = Counts(ledger.good_total, ledger.good_total + ledger.bad_total)
+        else:
+            counter.update({n: _event_totals(states[n].ring, spec) for n in spec.probes if n in states})
+            events = Counts(counter.good, counter.good + counter.bad)
+        windows = {label: self._counts(spec, rings, now, seconds) for label, seconds in BURN_RATE_WINDOWS}
+        window_s = self.window_s(spec, now)
+        windows[spec.window_label] = self._counts(spec, rings, now, window_s)
+        remaining = slo_math.budget_remaining(windows[spec.window_label], spec.objective)
+        full_window = slo_math.calendar_length(now, spec.calendar) if spec.calendar else spec.window_s
+        exhaustion = slo_math.exhaustion_seconds(
+            remaining, slo_math.burn_rate(windows["1h"], spec.objective), full_window)
+        report = SloReport(spec, now, windows, remaining, exhaustion, _coverage(rings, now, window_s), events)
+        self.reports[spec.name] = report
+        return report
+
+    @staticmethod
+    def window_s(spec: SloSpec, now: float) -> float:
+        """The SLO window's length now: fixed when rolling, since the period began for calendars."""
+        if spec.calendar is None:
+            return spec.window_s
+        return max(60.0, now - slo_math.calendar_start(now, spec.calendar))
+
+    def _counts(self, spec: SloSpec, rings: Sequence[ProbeRing], now: float, window_s: float) -> Counts:
+        if spec.budgeting == "timeslices":
+            if window_s <= SHORT_WINDOW_S:
+                done = int(now) // 60 - 1
+                attempts, good = _good_and_total(rings, spec, done - math.ceil(window_s / 60) + 1, done, "minutes")
+                slices = attempts > 0
+                good_slices = slices & (good >= spec.good_ratio * attempts - 1e-9)
+                return Counts(int(good_slices.sum()), int(slices.sum()))
+            return self.ledgers[spec.name].window(now, window_s)
+        total = slo_math.NONE
+        for ring in rings:
+            c = ring.window_counts(now, window_s)
+            total += Counts(c.fast if spec.sli == "latency" else c.successes, c.attempts)
+        return total
+
+    async def run(self, specs: Sequence[SloSpec], states: Mapping[str, ProbeState]) -> None:
+        """One pass over every SLO, yielding to the loop between slices of work."""
+        slices = Slices()
+        for spec in specs:
+            try:
+                self.evaluate(spec, states, time.time())
+            except Exception:  # one SLO's bug must not stop the others' evaluation
+                log.exception("evaluating SLO %s failed", spec.name)
+            await slices.tick()
+
+    async def loop(self, source: Source, every_s: float = EVALUATE_EVERY_S) -> None:
+        """Evaluate every `every_s`, taking the SLOs and probe states from `source` each time
+        (a reload may have changed them)."""
+        while True:
+            specs, states = source()
+            if tuple(specs) != self.specs:
+                self.configure(specs)
+            await self.run(self.specs, states)
+            await asyncio.sleep(every_s)
+
+
+Source = Callable[[], tuple[Sequence[SloSpec], Mapping[str, ProbeState]]]
+
+
+def _event_totals(ring: ProbeRing, spec: SloSpec) -> tuple[int, int]:
+    attempts = ring.successes_total + ring.failures_total
+    good = ring.fast_total if spec.sli == "latency" else ring.successes_total
+    return good, attempts - good
+
+
+def _good_and_total(rings: Sequence[ProbeRing], spec: SloSpec, lo: int, hi: int,
+                    tier: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Per-bucket attempts and good events over buckets lo..hi, all probes together."""
+    n = max(0, hi - lo + 1)
+    attempts = np.zeros(n, dtype=np.int64)
+    good = np.zeros(n, dtype=np.int64)
+    for ring in rings:
+        rows = getattr(ring, tier).rows(lo, hi).astype(np.int64)
+        attempts += rows[0]
+        good += rows[2] if spec.sli == "latency" else rows[0] - rows[1]
+    return attempts, good
+
+
+def _coverage(rings: Sequence[ProbeRing], now: float, window_s: float) -> float:
+    """The share of the window's buckets in which any of the probes made an attempt."""
+    tier = "minutes" if window_s <= SHORT_WINDOW_S else "hours"
+    width = 60 if tier == "minutes" else 3600
+    current = int(now) // width
+    lo = current - max(1, math.ceil(window_s / width)) + 1
+    covered = np.zeros(current - lo + 1, dtype=bool)
+    for ring in rings:
+        covered |= getattr(ring, tier).rows(lo, current)[0] > 0
+    # The current bucket has only just begun: it counts when it has data, never against.
+    buckets = covered.size - (0 if covered[-1] else 1)
+    return float(covered.sum()) / buckets if buckets > 0 else 0.0
