@@ -1,0 +1,117 @@
+"""docker-compose.yml and the local stack's configs: the compose file against the Compose
+Specification's JSON schema (vendored, see README.md here), Prometheus' config with promtool,
+Alertmanager's with amtool, and what the schema cannot see (mounted files exist, loopback-only ports).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import CHART, ROOT, missing, run, tool
+
+COMPOSE = ROOT / "docker-compose.yml"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    try:
+        import jsonschema
+    except ImportError:
+        missing("jsonschema", "pip install jsonschema, in the test extras")
+    schema = json.loads((Path(__file__).parent / "compose-spec.json").read_text())
+    validator = jsonschema.Draft201909Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    assert schema_errors(compose()) == []
+
+
+@pytest.mark.parametrize("breakage", ["unknown-key", "bad-port-type", "bad-depends-condition"])
+def test_the_compose_schema_catches_mistakes(breakage: str) -> None:
+    doc = compose()
+    if breakage == "unknown-key":
+        doc["services"]["probed"]["volumes_from_host"] = ["x"]
+    elif breakage == "bad-port-type":
+        doc["services"]["probed"]["ports"] = {"9470": 9470}
+    else:
+        doc["services"]["prometheus"]["depends_on"]["probed"]["condition"] = "service_happy"
+    assert schema_errors(doc)
+
+
+def test_the_stack_is_complete_and_publishes_on_loopback_only() -> None:
+    services = compose()["services"]
+    assert set(services) == {"probed", "prometheus", "alertmanager", "grafana"}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this machine"
+    probed = services["probed"]
+    assert probed["build"]["context"] == "." and probed["read_only"] is True
+    assert "0.0.0.0:9470" in probed["command"]
+    assert any(v.endswith(":/var/lib/probed") for v in probed["volumes"])
+
+
+def test_mounted_files_exist() -> None:
+    """Bind mounts of missing files silently become empty directories: every source must exist
+    (or be a directory another part of the project fills: the generated rules, the dashboards)."""
+    later = {"./prometheus", "./grafana/dashboards"}
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", volume.split(":")[0])
+            if not source.startswith("./") or source in later:
+                continue
+            assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_compose_probed_config_is_valid() -> None:
+    probed = tool("probed", "pip install -e .")
+    result = run([probed, "check", "--config", str(ROOT / "deploy" / "compose" / "probes.yaml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_prometheus_config_with_the_rules(tmp_path: Path) -> None:
+    """As mounted in the stack: rule_files read the generated rules (the chart's copy until
+    prometheus/probed-rules.yaml exists)."""
+    promtool = tool("promtool", "apt-get install prometheus")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    generated = ROOT / "prometheus" / "probed-rules.yaml"
+    shutil.copy(generated if generated.exists() else CHART / "files" / "probed-rules.yaml", rules / "probed-rules.yaml")
+    config = PROMETHEUS.read_text()
+    assert "/etc/prometheus/rules/*.yaml" in config
+    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/rules/", f"{rules}/"))
+    result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout, result.stdout
+    scrape = yaml.safe_load(config)["scrape_configs"]
+    assert {"targets": ["probed:9470"]} in [c for job in scrape for c in job.get("static_configs", [])]
+
+
+def test_amtool_accepts_the_alertmanager_config() -> None:
+    amtool = tool("amtool", "apt-get install prometheus-alertmanager")
+    result = run([amtool, "check-config", str(ALERTMANAGER)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboards() -> None:
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "probed.yaml").read_text())["providers"]
+    grafana = compose()["services"]["grafana"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in grafana["volumes"]}
+    assert mounted[provider["options"]["path"]] == "./grafana/dashboards"
+    assert mounted["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
