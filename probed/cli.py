@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from probed import __version__
 from probed.config.schema import ConfigError
 from probed.demo import run_demo
+from probed.generate import dashboards, rules
+from probed.generate.rules import RuleOptions
 from probed.logs import setup_logging
 from probed.output.report import check_report, format_once
 from probed.run import DEFAULT_LISTEN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, print_config_error, run_async, run_once, serve
 from probed.runtime.probeset import load_config
+from probed.slo.checkpoint import DEFAULT_INTERVAL_S, default_state_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon")
     run.add_argument("--config", default="probes.yaml", help="config file (default: ./probes.yaml)")
     run.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
+    run.add_argument("--state-dir", default=os.environ.get("PROBED_STATE_DIR", default_state_dir()),
+                     help="where probe history and SLO budgets are checkpointed (env PROBED_STATE_DIR; "
+                          "default $XDG_STATE_HOME/probed or ~/.local/state/probed; '' keeps none)")
+    run.add_argument("--checkpoint-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
+                     help=f"seconds between checkpoints (default {DEFAULT_INTERVAL_S:g})")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config and estimate its load")
@@ -52,14 +62,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default=DEFAULT_LISTEN)
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (default: run until Ctrl-C)")
     demo.set_defaults(func=cmd_demo)
-    for sp in (run, check, once, demo):
+
+    rules_p = sub.add_parser("rules", help="write Prometheus rules: SLO recordings, burn-rate and operational alerts")
+    rules_p.add_argument("--config", default="probes.yaml")
+    rules_p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    rules_p.add_argument("--no-env", action="store_true",
+                         help="do not read the environment: every ${VAR} in the config is a placeholder")
+    rules_p.add_argument("--job", default=RuleOptions.job, help="the scrape job of probed (default: %(default)s)")
+    rules_p.add_argument("--probe-failing-for", default=RuleOptions.probe_failing_for, metavar="DURATION",
+                         help="ProbedProbeFailing fires after this long of failed attempts (default: %(default)s)")
+    rules_p.add_argument("--runbook-base", default="", metavar="URL",
+                         help="link operational alerts to URL#<alert name> (the published alerts page)")
+    rules_p.set_defaults(func=cmd_rules)
+
+    dash_p = sub.add_parser("dashboards", help="write the Grafana dashboards (JSON) into a directory")
+    dash_p.add_argument("-o", "--output", default="grafana/dashboards", metavar="DIR",
+                        help="directory to write into (default: %(default)s)")
+    dash_p.set_defaults(func=cmd_dashboards)
+    for sp in (run, check, once, demo, rules_p, dash_p):
         sp.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS)
         sp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=argparse.SUPPRESS)
     return p
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run_async(lambda: serve(args.config, args.listen))
+    return run_async(lambda: serve(args.config, args.listen, state_dir=args.state_dir or None,
+                                   checkpoint_interval_s=args.checkpoint_interval))
 
 
 # --------------------------------------------------------------------------- check
@@ -101,6 +129,30 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     return run_async(lambda: run_demo(args.listen, args.seconds))
+
+
+# --------------------------------------------------------------------------- rules, dashboards
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, placeholder_env=args.no_env)
+    except ConfigError as exc:
+        print_config_error(exc)
+        return EXIT_CONFIG
+    options = RuleOptions(job=args.job, probe_failing_for=args.probe_failing_for, runbook_base=args.runbook_base)
+    text = rules.render(config, options)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_dashboards(args: argparse.Namespace) -> int:
+    for path in dashboards.write(Path(args.output)):
+        print(path)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -22,6 +23,7 @@ from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
 from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import ProbeSet
+from probed.slo import checkpoint
 from probed.slo.engine import SloEngine
 
 DEFAULT_LISTEN = "127.0.0.1:9470"
@@ -56,17 +58,33 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
-                stop_after: float = 0) -> int:
+                stop_after: float = 0, state_dir: str | None = None,
+                checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S) -> int:
+    """Run the daemon behind its web server until SIGTERM/SIGINT (or `stop_after` seconds).
+
+    With `state_dir`, probe history and SLO state are restored from its checkpoint at start and
+    written back every `checkpoint_interval_s` and at shutdown.
+    """
     host, port = split_listen(listen)
-    daemon = Daemon(config_path)
+    restorer = checkpointer = None
+    if state_dir:
+        restorer = await asyncio.to_thread(checkpoint.prepare, Path(state_dir))
+        checkpointer = checkpoint.Checkpointer(Path(state_dir), checkpoint_interval_s)
+    daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None)
     try:
         await daemon.start()
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_CONFIG
     slos = SloEngine()
+    if restorer is not None:
+        restorer.restore_slos(slos)
+        log.info("restored the history of %d probes from %s", restorer.restored, state_dir)
     evaluating = asyncio.create_task(slos.loop(lambda: (daemon.config.slos if daemon.config else (), daemon.states)),
                                      name="slo-engine")
+    saving = None
+    if checkpointer is not None:
+        saving = asyncio.create_task(checkpointer.loop(daemon.states, slos), name="checkpoint")
     runner = web.AppRunner(make_app(daemon, slos), access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -97,9 +115,13 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        evaluating.cancel()
-        await asyncio.gather(evaluating, return_exceptions=True)
+        for task in (evaluating, saving):
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(*(t for t in (evaluating, saving) if t is not None), return_exceptions=True)
         await daemon.shutdown()
+        if checkpointer is not None:
+            await checkpointer.save(daemon.states, slos)
     return EXIT_OK
 
 

@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "probed.output": {"probed.config", "probed.probes", "probed.runtime", "probed.slo"},
     "probed.run": {"probed.config", "probed.probes", "probed.runtime", "probed.slo", "probed.output"},
     "probed.demo": {"probed.run"},
-    "probed.cli": {"probed.config", "probed.runtime", "probed.output", "probed.run", "probed.demo"},
+    "probed.cli": {"probed.config", "probed.runtime", "probed.slo", "probed.output", "probed.run", "probed.demo"},
 }
 
 

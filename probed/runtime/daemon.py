@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from probed.config.model import Config, ProbeSpec
@@ -45,8 +45,11 @@ class ReloadOutcome:
 
 
 class Daemon:
-    def __init__(self, config_path: str, clock: Clock | None = None) -> None:
+    def __init__(self, config_path: str, clock: Clock | None = None,
+                 on_new_state: Callable[[ProbeState], object] | None = None) -> None:
         self.config_path = config_path
+        self._on_new_state = on_new_state
+        """Called with each state made fresh, before its probe first runs (restores history)."""
         self.config: Config | None = None
         self.states: dict[str, ProbeState] = {}
         self.probes = ProbeSet()
@@ -131,6 +134,8 @@ class Daemon:
                 outcome.changed += 1
             else:
                 state = self.states[name] = ProbeState.new(spec, config.secrets)
+                if self._on_new_state is not None:
+                    self._on_new_state(state)
                 outcome.added += 1 if name not in old_specs else 0
                 outcome.changed += 1 if name in old_specs else 0
             self.scheduler.start(state, self.probes.build(spec, config.secrets))

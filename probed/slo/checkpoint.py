@@ -1,0 +1,265 @@
+"""Checkpoints: probe history and SLO state on disk, so budgets survive restarts.
+
+What is kept: each probe's minute and hour bucket tiers (the SLO engine's input), its cumulative
+counters and histogram, its last result (details redacted) and failure counts; each SLO's event
+counters and timeslice ledger. Raw samples (percentiles) are not: they cover an hour at most.
+
+The file: `MAGIC`, a little-endian u32 format version, a u32 header length, a JSON header, then a
+zlib stream of the bucket blocks in header order. Written every `interval` and at shutdown:
+snapshot on the event loop in slices, then compress, write, fsync and rename in a thread, so a
+crash mid-write leaves the previous checkpoint whole. A file that cannot be read (corrupt,
+truncated, another version) is set aside as `*.corrupt` with a warning, and probed starts clean.
+
+On start, a probe gets its history back by name when its type, target and interval are the same
+(the ring would mean something else otherwise). The minutes and hours between the checkpoint and
+now stay empty: no data, neither good nor bad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import struct
+import time
+import zlib
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probed.config.model import ProbeSpec
+from probed.redact import redact
+from probed.result import ProbeResult, Reason
+from probed.runtime.ring import Buckets
+from probed.runtime.slicing import Slices
+from probed.runtime.state import ProbeState
+from probed.slo.engine import EventCounter, SliceLedger, SloEngine
+
+log = logging.getLogger("probed.checkpoint")
+
+MAGIC = b"PROBEDCK"
+VERSION = 1
+FILENAME = "probed-state.ckpt"
+DEFAULT_INTERVAL_S = 30.0
+_HEAD = struct.Struct("<8sII")
+
+
+def ring_key(spec: ProbeSpec) -> str:
+    """What must not change for a probe's history to carry over. Hashed: targets can hold secrets."""
+    return hashlib.sha256(f"{spec.type}\0{spec.target}\0{spec.interval!r}".encode()).hexdigest()[:32]
+
+
+def default_state_dir() -> str:
+    """`$XDG_STATE_HOME/probed`, else `~/.local/state/probed`: where a bare `probed run` keeps state."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "probed")
+
+
+@dataclass
+class Snapshot:
+    header: dict[str, Any] = field(default_factory=dict)
+    blocks: list[bytes] = field(default_factory=list)
+
+
+async def snapshot(states: Mapping[str, ProbeState], engine: SloEngine | None) -> Snapshot:
+    """Copy what a checkpoint keeps, a slice at a time (the copies are small; there are many)."""
+    snap = Snapshot({"written_at": time.time(), "probes": [], "slos": []})
+    slices = Slices()
+    for state in list(states.values()):
+        snap.header["probes"].append(_probe_header(state))
+        snap.blocks += [state.ring.minutes.block.tobytes(), state.ring.hours.block.tobytes()]
+        await slices.tick()
+    if engine is not None:
+        for spec in engine.specs:
+            counter = engine.counters.get(spec.name)
+            ledger = engine.ledgers.get(spec.name)
+            entry: dict[str, Any] = {"name": spec.name}
+            if counter is not None:
+                entry["counter"] = {"good": counter.good, "bad": counter.bad, "seen": counter.seen}
+            if ledger is not None:
+                entry["ledger"] = {"last": ledger.hours.last, "last_minute": ledger.last_minute,
+                                   "good": ledger.good_total, "bad": ledger.bad_total}
+                snap.blocks.append(ledger.hours.block.tobytes())
+            snap.header["slos"].append(entry)
+    return snap
+
+
+def _probe_header(state: ProbeState) -> dict[str, Any]:
+    ring, last = state.ring, state.last
+    return {
+        "name": state.spec.name, "key": ring_key(state.spec),
+        "minutes_last": ring.minutes.last, "hours_last": ring.hours.last,
+        "successes": ring.successes_total, "failures": ring.failures_total, "fast": ring.fast_total,
+        "hist": list(ring.hist_counts), "hist_sum": ring.hist_sum,
+        "by_reason": {r.value: n for r, n in state.failures_by_reason.items()},
+        "error_codes": dict(state.error_codes), "skipped": dict(state.skipped),
+        "last_ts": state.last_ts,
+        "last": None if last is None else {
+            "success": last.success, "reason": last.reason.value, "duration": last.duration_s,
+            "phases": dict(last.phases), "values": dict(last.values),
+            "info": {k: dict(v) for k, v in last.info.items()},
+            "detail": redact(last.detail, state.secrets), "error_code": last.error_code,
+        },
+    }
+
+
+def write(path: Path, snap: Snapshot) -> int:
+    """Atomically replace the checkpoint at `path` (blocking: run it in a thread). Returns bytes."""
+    header = json.dumps(snap.header, separators=(",", ":")).encode()
+    body = zlib.compress(b"".join(snap.blocks), 1)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(_HEAD.pack(MAGIC, VERSION, len(header)))
+        f.write(header)
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # the rename itself must survive a crash too
+    finally:
+        os.close(dir_fd)
+    return _HEAD.size + len(header) + len(body)
+
+
+class CheckpointError(Exception):
+    pass
+
+
+def read(path: Path) -> Snapshot:
+    """Parse a checkpoint; raises CheckpointError saying what is wrong with it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) < _HEAD.size:
+        raise CheckpointError("truncated (no header)")
+    magic, version, header_len = _HEAD.unpack_from(data)
+    if magic != MAGIC:
+        raise CheckpointError("not a probed checkpoint")
+    if version != VERSION:
+        raise CheckpointError(f"format version {version}, this probed reads {VERSION}")
+    try:
+        header = json.loads(data[_HEAD.size:_HEAD.size + header_len])
+        body = zlib.decompress(data[_HEAD.size + header_len:])
+    except (ValueError, zlib.error) as exc:
+        raise CheckpointError(f"corrupt or truncated: {exc}") from None
+    blocks = _split(header, body)
+    return Snapshot(header, blocks)
+
+
+def _split(header: dict[str, Any], body: bytes) -> list[bytes]:
+    minutes, hours = len(Buckets(360, 60).block.tobytes()), len(Buckets(744, 3600).block.tobytes())
+    sizes = [minutes, hours] * len(header.get("probes", ())) + [hours for s in header.get("slos", ()) if "ledger" in s]
+    if sum(sizes) != len(body):
+        raise CheckpointError(f"corrupt: {len(body)} bytes of buckets where {sum(sizes)} were expected")
+    blocks, pos = [], 0
+    for size in sizes:
+        blocks.append(body[pos:pos + size])
+        pos += size
+    return blocks
+
+
+class Restorer:
+    """Gives each new probe state (and each SLO) its checkpointed history, once."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.probes: dict[str, tuple[dict[str, Any], bytes, bytes]] = {}
+        it = iter(snap.blocks)
+        for entry in snap.header.get("probes", ()):
+            self.probes[entry["name"]] = (entry, next(it), next(it))
+        self.slos: dict[str, tuple[dict[str, Any], bytes | None]] = {
+            s["name"]: (s, next(it) if "ledger" in s else None) for s in snap.header.get("slos", ())}
+        self.restored = 0
+
+    def restore_probe(self, state: ProbeState) -> bool:
+        found = self.probes.pop(state.spec.name, None)
+        if found is None or found[0]["key"] != ring_key(state.spec):
+            return False
+        entry, minutes, hours = found
+        ring = state.ring
+        ring.minutes.block[:] = array("H", minutes)
+        ring.minutes.last = entry["minutes_last"]
+        ring.hours.block[:] = array("H", hours)
+        ring.hours.last = entry["hours_last"]
+        ring.successes_total, ring.failures_total = entry["successes"], entry["failures"]
+        ring.fast_total = entry["fast"]
+        if len(entry["hist"]) == len(ring.hist_counts):
+            ring.hist_counts[:] = array("Q", entry["hist"])
+            ring.hist_sum = entry["hist_sum"]
+        state.failures_by_reason = {Reason(r): n for r, n in entry["by_reason"].items() if r in _REASONS}
+        state.error_codes = dict(entry["error_codes"])
+        state.skipped.update({k: v for k, v in entry["skipped"].items() if k in state.skipped})
+        last = entry["last"]
+        if last is not None and last["reason"] in _REASONS:
+            state.last = ProbeResult(last["success"], Reason(last["reason"]), last["duration"], last["phases"],
+                                     last["values"], last["info"], last["detail"], error_code=last["error_code"])
+            state.last_ts = entry["last_ts"]
+        self.restored += 1
+        return True
+
+    def restore_slos(self, engine: SloEngine) -> None:
+        for name, (entry, block) in self.slos.items():
+            if "counter" in entry:
+                c = entry["counter"]
+                engine.counters[name] = EventCounter(c["good"], c["bad"], {k: tuple(v) for k, v in c["seen"].items()})
+            if "ledger" in entry and block is not None:
+                ledger = SliceLedger(last_minute=entry["ledger"]["last_minute"], good_total=entry["ledger"]["good"],
+                                     bad_total=entry["ledger"]["bad"])
+                ledger.hours.block[:] = array("H", block)
+                ledger.hours.last = entry["ledger"]["last"]
+                engine.ledgers[name] = ledger
+
+
+_REASONS = {r.value for r in Reason}
+
+
+def prepare(state_dir: Path) -> Restorer | None:
+    """Make `state_dir` if needed and read its checkpoint (blocking: run it in a thread)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return load(state_dir)
+
+
+def load(state_dir: Path) -> Restorer | None:
+    """The checkpoint in `state_dir`, or None for a clean start (with a warning if it was bad)."""
+    path = state_dir / FILENAME
+    if not path.exists():
+        return None
+    try:
+        return Restorer(read(path))
+    except (CheckpointError, KeyError, TypeError, ValueError, StopIteration) as exc:
+        aside = path.with_name(path.name + ".corrupt")
+        log.warning("state file %s is unusable (%s): starting without history; kept as %s", path, exc, aside.name)
+        try:
+            os.replace(path, aside)
+        except OSError as move_error:
+            log.warning("could not move %s aside: %s", path, move_error)
+        return None
+
+
+class Checkpointer:
+    """Writes a checkpoint every `interval_s` and once more at `close()`."""
+
+    def __init__(self, state_dir: Path, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        self.path = state_dir / FILENAME
+        self.interval_s = interval_s
+        self.written = 0
+        self.last_bytes = 0
+
+    async def save(self, states: Mapping[str, ProbeState], engine: SloEngine | None) -> None:
+        snap = await snapshot(states, engine)
+        try:
+            self.last_bytes = await asyncio.to_thread(write, self.path, snap)
+            self.written += 1
+        except OSError as exc:
+            log.warning("cannot write checkpoint %s: %s", self.path, exc.strerror or exc)
+
+    async def loop(self, states: Mapping[str, ProbeState], engine: SloEngine | None) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.save(states, engine)
