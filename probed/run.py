@@ -11,7 +11,6 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -66,10 +65,17 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
     written back every `checkpoint_interval_s` and at shutdown.
     """
     host, port = split_listen(listen)
-    restorer = checkpointer = None
-    if state_dir:
-        restorer = await asyncio.to_thread(checkpoint.prepare, Path(state_dir))
-        checkpointer = checkpoint.Checkpointer(Path(state_dir), checkpoint_interval_s)
+    store = await checkpoint.Store.open(state_dir, config_path, checkpoint_interval_s) if state_dir else None
+    try:
+        return await _serve(config_path, host, port, ready, stop_after, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], None] | None,
+                 stop_after: float, store: checkpoint.Store | None) -> int:
+    restorer = store.restorer if store is not None else None
     daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None)
     try:
         await daemon.start()
@@ -79,50 +85,44 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
     slos = SloEngine()
     if restorer is not None:
         restorer.restore_slos(slos)
-        log.info("restored the history of %d probes from %s", restorer.restored, state_dir)
-    evaluating = asyncio.create_task(slos.loop(lambda: (daemon.config.slos if daemon.config else (), daemon.states)),
-                                     name="slo-engine")
-    saving = None
-    if checkpointer is not None:
-        saving = asyncio.create_task(checkpointer.loop(daemon.states, slos), name="checkpoint")
+        log.info("restored the history of %d probes from %s", restorer.restored, store.path if store else "")
+    tasks = [asyncio.create_task(slos.loop(lambda: (daemon.config.slos if daemon.config else (), daemon.states)),
+                                 name="slo-engine")]
+    if store is not None and store.checkpointer is not None:
+        tasks.append(asyncio.create_task(store.checkpointer.loop(daemon.states, slos), name="checkpoint"))
     runner = web.AppRunner(make_app(daemon, slos), access_log=None, handle_signals=False)
     await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", listen, exc.strerror or exc)
-        evaluating.cancel()
-        await daemon.shutdown()
-        await runner.cleanup()
-        return EXIT_FAILED
-    log.info("serving on http://%s:%d/ (metrics at /metrics)", host, port)
-    if ready is not None:
-        ready(f"http://{host}:{port}")
-
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
     try:
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+            return EXIT_FAILED
+        log.info("serving on http://%s:%d/ (metrics at /metrics)", host, port)
+        if ready is not None:
+            ready(f"http://{host}:{port}")
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(daemon.reload()))
         if stop_after > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), stop_after)
         else:
             await stop.wait()
-    finally:
         log.info("shutting down")
+        return EXIT_OK
+    finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
-        for task in (evaluating, saving):
-            if task is not None:
-                task.cancel()
-        await asyncio.gather(*(t for t in (evaluating, saving) if t is not None), return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await daemon.shutdown()
-        if checkpointer is not None:
-            await checkpointer.save(daemon.states, slos)
-    return EXIT_OK
+        if store is not None and store.checkpointer is not None:
+            await store.checkpointer.save(daemon.states, slos)
 
 
 async def run_once(config: Config, names: list[str]) -> list[tuple[str, ProbeResult]]:

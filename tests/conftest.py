@@ -17,6 +17,13 @@ pytest_plugins = ["tests.peers.http", "tests.peers.tls", "tests.peers.dns", "tes
 
 
 @pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `probed run` checkpoints into a state directory by default: every test (and every daemon a
+    # test starts as a subprocess) gets its own, so no test restores another's history.
+    monkeypatch.setenv("PROBED_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
 def _collect_garbage_after_each_test() -> Iterator[None]:
     # Unclosed transports warn (an error here: filterwarnings = error) when the collector frees
     # them. probed pauses and freezes the collector (probed/runtime/collector.py), so without this

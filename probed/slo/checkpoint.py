@@ -18,6 +18,7 @@ now stay empty: no data, neither good nor bad.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import hashlib
 import json
 import logging
@@ -43,7 +44,6 @@ log = logging.getLogger("probed.checkpoint")
 
 MAGIC = b"PROBEDCK"
 VERSION = 1
-FILENAME = "probed-state.ckpt"
 DEFAULT_INTERVAL_S = 30.0
 _HEAD = struct.Struct("<8sII")
 
@@ -51,6 +51,12 @@ _HEAD = struct.Struct("<8sII")
 def ring_key(spec: ProbeSpec) -> str:
     """What must not change for a probe's history to carry over. Hashed: targets can hold secrets."""
     return hashlib.sha256(f"{spec.type}\0{spec.target}\0{spec.interval!r}".encode()).hexdigest()[:32]
+
+
+def state_file(state_dir: Path, config_path: str) -> Path:
+    """One file per config, so probed instances with other configs can share a state directory."""
+    digest = hashlib.sha256(os.path.abspath(config_path).encode()).hexdigest()[:12]
+    return state_dir / f"probed-{digest}.ckpt"
 
 
 def default_state_dir() -> str:
@@ -219,15 +225,26 @@ class Restorer:
 _REASONS = {r.value for r in Reason}
 
 
-def prepare(state_dir: Path) -> Restorer | None:
-    """Make `state_dir` if needed and read its checkpoint (blocking: run it in a thread)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    return load(state_dir)
+def prepare(path: Path) -> tuple[Restorer | None, int | None]:
+    """Make the state directory, take the checkpoint's lock and read it (blocking: use a thread).
+
+    Returns the restorer (None: a clean start) and the lock's file descriptor, which the caller
+    keeps open while it runs; None when another probed holds it: that one owns the file, and
+    this one runs without persistence rather than overwrite it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        log.warning("another probed is using %s: running without a checkpoint", path)
+        return None, None
+    return load(path), lock
 
 
-def load(state_dir: Path) -> Restorer | None:
-    """The checkpoint in `state_dir`, or None for a clean start (with a warning if it was bad)."""
-    path = state_dir / FILENAME
+def load(path: Path) -> Restorer | None:
+    """The checkpoint at `path`, or None for a clean start (with a warning if it was bad)."""
     if not path.exists():
         return None
     try:
@@ -242,11 +259,32 @@ def load(state_dir: Path) -> Restorer | None:
         return None
 
 
+class Store:
+    """A state directory in use: the checkpoint read at start, its lock, and the writer."""
+
+    def __init__(self, path: Path, restorer: Restorer | None, lock: int | None, interval_s: float) -> None:
+        self.path = path
+        self.restorer = restorer
+        self._lock = lock
+        self.checkpointer = Checkpointer(path, interval_s) if lock is not None else None
+
+    @classmethod
+    async def open(cls, state_dir: str, config_path: str, interval_s: float = DEFAULT_INTERVAL_S) -> Store:
+        path = state_file(Path(state_dir), config_path)
+        restorer, lock = await asyncio.to_thread(prepare, path)
+        return cls(path, restorer, lock, interval_s)
+
+    def close(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+
 class Checkpointer:
     """Writes a checkpoint every `interval_s` and once more at `close()`."""
 
-    def __init__(self, state_dir: Path, interval_s: float = DEFAULT_INTERVAL_S) -> None:
-        self.path = state_dir / FILENAME
+    def __init__(self, path: Path, interval_s: float = DEFAULT_INTERVAL_S) -> None:
+        self.path = path
         self.interval_s = interval_s
         self.written = 0
         self.last_bytes = 0
