@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,9 @@ def test_mounted_files_exist() -> None:
 
 
 def test_compose_probed_config_is_valid() -> None:
-    probed = tool("probed", "pip install -e .")
-    result = run([probed, "check", "--config", str(ROOT / "deploy" / "compose" / "probes.yaml")])
+    # `python -m probed` from the root: the package of this tree, whichever probed is installed.
+    config = ROOT / "deploy" / "compose" / "probes.yaml"
+    result = run([sys.executable, "-m", "probed", "check", "--config", str(config)], cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
