@@ -205,12 +205,14 @@ def value(metrics: dict[str, float], name: str, **labels: str) -> float:
 
 
 def start(config_path: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "probed", "run", "--config", str(config_path), "--listen",
-                             f"127.0.0.1:{port}", "--state-dir", str(state), "--checkpoint-interval", "0.5"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = config_path.with_name(f"probed-{port}.log")
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "probed", "run", "--config", str(config_path), "--listen",
+                                 f"127.0.0.1:{port}", "--state-dir", str(state), "--checkpoint-interval", "0.5"],
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, log.read_text()
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return proc
