@@ -41,6 +41,11 @@ def pod_spec(kinds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return spec
 
 
+def config_maps(kinds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The chart's config ConfigMaps, without the dashboards' (labelled for the Grafana sidecar)."""
+    return [c for c in kinds.get("ConfigMap", []) if "grafana_dashboard" not in c["metadata"]["labels"]]
+
+
 def container(kinds: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     (c,) = pod_spec(kinds)["containers"]
     return dict(c)
@@ -152,7 +157,7 @@ def test_health_probes_and_listen_address(shape: str) -> None:
 
 def test_config_map_holds_the_config_and_its_checksum_rolls_the_pods() -> None:
     kinds = by_kind(render())
-    (cm,) = kinds["ConfigMap"]
+    (cm,) = config_maps(kinds)
     config = yaml.safe_load(cm["data"]["probes.yaml"])
     assert config["probes"][0]["target"] == "http://127.0.0.1:9470/-/healthy"
     mount = {m["name"]: m for m in container(kinds)["volumeMounts"]}["config"]
@@ -171,13 +176,13 @@ def test_config_map_holds_the_config_and_its_checksum_rolls_the_pods() -> None:
 
 def test_config_may_be_given_as_text() -> None:
     text = "probes:\n  - name: text\n    type: tcp\n    target: 127.0.0.1:6379\n"
-    (cm,) = by_kind(render({"config": text}))["ConfigMap"]
+    (cm,) = config_maps(by_kind(render({"config": text})))
     assert cm["data"]["probes.yaml"].strip() == text.strip()
 
 
 def test_existing_config_map_and_secrets() -> None:
     kinds = by_kind(render(SHAPES["existing-config"]))
-    assert "ConfigMap" not in kinds
+    assert not config_maps(kinds)
     volume = {v["name"]: v for v in pod_spec(kinds)["volumes"]}["config"]["configMap"]
     assert volume == {"name": "my-probes", "items": [{"key": "config.yaml", "path": "probes.yaml"}]}
     (workload,) = kinds["Deployment"]
@@ -258,6 +263,8 @@ def test_service_monitor_selects_the_metrics_service_only(shape: str) -> None:
         assert endpoint["port"] in port_names and endpoint["path"] == "/metrics"
         assert endpoint["interval"].endswith("s") and endpoint["scrapeTimeout"].endswith("s")
     assert spec["namespaceSelector"] == {"matchNames": ["monitoring"]}
+    # The job is the value of the Service's jobLabel label: "probed", the job the generated rules select.
+    assert selected[0]["metadata"]["labels"][spec["jobLabel"]] == "probed"
     if shape == "sharded":
         assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
