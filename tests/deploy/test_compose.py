@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import CHART, ROOT, missing, run, tool
+from tests.deploy.conftest import ROOT, missing, run, tool
 
 COMPOSE = ROOT / "docker-compose.yml"
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+CONFIG = "deploy/compose/probes.yaml"
+RULES_DIR = ROOT / "deploy" / "prometheus" / "rules"
 
 
 def compose() -> dict[str, Any]:
@@ -68,7 +69,7 @@ def test_the_stack_is_complete_and_publishes_on_loopback_only() -> None:
 def test_mounted_files_exist() -> None:
     """Bind mounts of missing files silently become empty directories: every source must exist
     (or be a directory another part of the project fills: the generated rules, the dashboards)."""
-    later = {"./prometheus", "./grafana/dashboards"}
+    later = {"./grafana/dashboards"}
     for name, service in compose()["services"].items():
         for volume in service.get("volumes", []):
             source = re.sub(r"^\$\{[A-Z_]+:-(.*)\}$", r"\1", volume.split(":")[0])
@@ -79,22 +80,28 @@ def test_mounted_files_exist() -> None:
 
 def test_compose_probed_config_is_valid() -> None:
     # `python -m probed` from the root: the package of this tree, whichever probed is installed.
-    config = ROOT / "deploy" / "compose" / "probes.yaml"
-    result = run([sys.executable, "-m", "probed", "check", "--config", str(config)], cwd=ROOT)
+    result = run([sys.executable, "-m", "probed", "check", "--config", CONFIG], cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_stack_rules_are_what_probed_rules_generates() -> None:
+    """After changing deploy/compose/probes.yaml or the generator:
+    python -m probed rules --no-env --config deploy/compose/probes.yaml -o deploy/prometheus/rules/probed-rules.yaml"""
+    result = run([sys.executable, "-m", "probed", "rules", "--no-env", "--config", CONFIG], cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    committed = yaml.safe_load((RULES_DIR / "probed-rules.yaml").read_text())
+    assert committed == yaml.safe_load(result.stdout), (
+        "deploy/prometheus/rules/probed-rules.yaml has drifted from `probed rules`: regenerate it with "
+        f"python -m probed rules --no-env --config {CONFIG} -o deploy/prometheus/rules/probed-rules.yaml"
+    )
+
+
 def test_promtool_accepts_the_prometheus_config_with_the_rules(tmp_path: Path) -> None:
-    """As mounted in the stack: rule_files read the generated rules (the chart's copy until
-    prometheus/probed-rules.yaml exists)."""
+    """As mounted in the stack: rule_files read deploy/prometheus/rules/."""
     promtool = tool("promtool", "apt-get install prometheus")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    generated = ROOT / "prometheus" / "probed-rules.yaml"
-    shutil.copy(generated if generated.exists() else CHART / "files" / "probed-rules.yaml", rules / "probed-rules.yaml")
     config = PROMETHEUS.read_text()
     assert "/etc/prometheus/rules/*.yaml" in config
-    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/rules/", f"{rules}/"))
+    (tmp_path / "prometheus.yml").write_text(config.replace("/etc/prometheus/rules/", f"{RULES_DIR}/"))
     result = run([promtool, "check", "config", str(tmp_path / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 1 rule files found" in result.stdout, result.stdout

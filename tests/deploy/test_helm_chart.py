@@ -6,14 +6,16 @@ checked field by field (kubernetes-validate only warns on CRDs), the rules by pr
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.conftest import CHART, by_kind, helm_module, missing, notes, render, run, tool
+from tests.deploy.conftest import CHART, ROOT, by_kind, helm_module, missing, notes, render, run, tool
 
 KUBE = "1.30.0"
 SHARDED: dict[str, Any] = {
@@ -324,3 +326,33 @@ def test_notes_render_in_both_shapes() -> None:
     sharded = notes(SHARDED)
     assert "StatefulSet of 3 shards" in sharded and "ServiceMonitor probed" in sharded
     assert "/-/reload" in notes(SHAPES["existing-config"])
+
+
+# ------------------------------------------------------------------------------------ rules drift
+
+RULES_FILE = CHART / "files" / "probed-rules.yaml"
+
+
+def generated_rules(tmp_path: Path) -> str:
+    """`probed rules` on the chart's default config (values.yaml `config`, as the ConfigMap holds it)."""
+    (cm,) = config_maps(by_kind(render()))
+    config = tmp_path / "chart-default-config.yaml"
+    config.write_text(cm["data"]["probes.yaml"])
+    result = run([sys.executable, "-m", "probed", "rules", "--no-env", "--config", str(config)], cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout.replace(f"from {config}.", "from the chart's default config (values.yaml `config`).")
+
+
+def test_prometheus_rule_carries_what_probed_rules_generates(tmp_path: Path) -> None:
+    """files/probed-rules.yaml is `probed rules` on the chart's default config. After changing the
+    generator or that config: PROBED_REGENERATE=1 pytest tests/deploy/test_helm_chart.py -k generates"""
+    text = generated_rules(tmp_path)
+    if os.environ.get("PROBED_REGENERATE") == "1":
+        RULES_FILE.write_text(text)
+    generated = yaml.safe_load(text)["groups"]
+    assert generated, "probed rules produced no groups"
+    (rule,) = by_kind(render({"prometheusRule": {"enabled": True}}))["PrometheusRule"]
+    assert rule["spec"]["groups"] == generated, (
+        "helm/probed/files/probed-rules.yaml has drifted from `probed rules`: regenerate it with "
+        "PROBED_REGENERATE=1 pytest tests/deploy/test_helm_chart.py -k generates"
+    )
