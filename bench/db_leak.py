@@ -2,7 +2,7 @@
 
     python -m bench.db_leak [--seconds 300] [--interval 1]
 
-Starts throwaway PostgreSQL, MariaDB and Redis servers (tests/peers_db.py: free loopback ports,
+Starts throwaway PostgreSQL, MariaDB and Redis servers (bench/servers.py: free loopback ports,
 temp dirs, never the machine's own servers), runs a postgres, a mysql and a redis probe side by
 side through `run_attempt` (the scheduler's runner) at the interval, and counts the probe user's
 connections on each server before, every 10 s during, and after the run (pg_stat_activity rows of
@@ -27,11 +27,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack, suppress
 from typing import Any
 
-from probed.probes.mysql import MysqlProbeConfig
-from probed.probes.postgres import PostgresProbeConfig
-from probed.probes.redis import RedisProbeConfig
-from probed.runtime.attempt import run_attempt
-from tests.peers.db import (
+from bench.servers import (
     MY_PASSWORD,
     PG_PASSWORD,
     PG_USER,
@@ -39,8 +35,13 @@ from tests.peers.db import (
     MariaDbServer,
     PostgresServer,
     RedisServer,
-    build_probe,
 )
+from probed.config.model import ProbeSpec
+from probed.probes.mysql import MysqlProbeConfig
+from probed.probes.postgres import PostgresProbeConfig
+from probed.probes.redis import RedisProbeConfig
+from probed.runtime.attempt import run_attempt
+from probed.runtime.probeset import ProbeSet
 
 TIMEOUT_S = 0.9
 SAMPLE_EVERY_S = 10.0
@@ -138,8 +139,13 @@ def main() -> int:
         def pg_count() -> int:
             return int(pg.psql(f"SELECT count(*) FROM pg_stat_activity WHERE usename = '{PG_USER}'"))
 
+        built = ProbeSet()
+
         def probe(kind: str, url: str, settings: Any) -> Any:
-            return build_probe(kind, url, settings, TIMEOUT_S)
+            """Built as the daemon builds it, each under a name of its own."""
+            spec = ProbeSpec(name=f"{kind}-{len(built.probes)}", type=kind, target=url, interval=10.0,
+                             timeout=TIMEOUT_S, labels={}, settings=settings)
+            return built.build(spec, frozenset())
 
         checks = {"check_connections": True, "expect_role": "primary", "max_long_running_queries": 10}
         def pg_probe(**settings: Any) -> Any:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.servers import free_port
+
 NGINX_CONF = """\
 worker_processes 1;
 daemon off;
@@ -62,13 +64,6 @@ app = web.Application(); app.router.add_get('/{tail:.*}', ok)
 asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 web.run_app(app, host='127.0.0.1', port=int(sys.argv[1]), print=None, access_log=None, backlog=4096)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 CORES = sorted(os.sched_getaffinity(0))

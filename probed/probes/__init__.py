@@ -2,8 +2,9 @@
 
 A probe makes one attempt and returns a ProbeResult: no loops, no sleeps, no metrics. Time
 belongs to the scheduler (which also enforces the timeout by cancelling `probe()`), recording
-to the ring. Each type lives in its own module, `probed/probes/<type>.py`, which exposes
-`KIND: ProbeKind`. Modules are imported lazily so a config without AWS probes never pays for
+to the ring. Each type lives in its own module or package, `probed/probes/<type>`, which exposes
+`KIND: ProbeKind`; what several types share is in `probed/probes/common/` (and `sql/` for the
+database types). Types are imported lazily so a config without AWS probes never pays for
 importing botocore.
 """
 

@@ -26,19 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiomysql
 
-from probed.probes._db import (
-    Budget,
-    DbProbe,
-    ServerState,
-    SqlProbeConfig,
-    check_rows,
-    check_server_state,
-    client_tls_context,
-    record_sql_server,
-    sql_kind,
-    timed_out,
-    transport_failure,
-)
+from probed.probes.common.deadline import Deadline
+from probed.probes.sql import sql_kind
+from probed.probes.sql.attempt import DbProbe, timed_out, transport_failure
+from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
+from probed.probes.sql.config import SqlProbeConfig
+from probed.probes.sql.tls import client_tls_context
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
@@ -134,16 +127,16 @@ class MysqlProbe(DbProbe):
             self._ssl = client_tls_context(self.sslmode, self.sslrootcert)
         return self._ssl
 
-    def _connection(self, password: str | None, budget: Budget) -> _ProbeConnection:
+    def _connection(self, password: str | None, deadline: Deadline) -> _ProbeConnection:
         conn = _ProbeConnection(
             host=self.url.host, port=self.url.port, user=self.url.user, password=password or "",
-            db=self.url.database, ssl=self._ssl_context(), connect_timeout=budget.remaining(),
+            db=self.url.database, ssl=self._ssl_context(), connect_timeout=deadline.remaining(),
             autocommit=True, cursorclass=_QuietCursor, program_name="probed")
         conn.require_tls = self.sslmode not in ("disable", "prefer")
         return conn
 
     async def probe(self) -> ProbeResult:
-        attempt, budget, password, failed = self.begin()
+        attempt, deadline, password, failed = self.begin()
         if failed is not None:
             return failed
 
@@ -154,23 +147,23 @@ class MysqlProbe(DbProbe):
             # connect: TCP and the server's greeting; auth: TLS (MySQL upgrades in-band),
             # authentication and the session's own timeout, until the session is ready.
             with attempt.connecting():
-                conn = self._connection(password, budget)
+                conn = self._connection(password, deadline)
                 conn.greeted = attempt.mark_auth
-                async with asyncio.timeout(budget.remaining()):
+                async with asyncio.timeout(deadline.remaining()):
                     await _open(conn)
                     flavor, version = _flavor(conn.get_server_info())
                     if self.cfg.server_side_timeout:
-                        await _execute(conn, _session_timeout_sql(flavor, budget.remaining()))
+                        await _execute(conn, _session_timeout_sql(flavor, deadline.remaining()))
             record_sql_server(attempt, flavor, version, bool(conn._secure))
             stage, in_sync = "query", False
             with attempt.phase("query"):
-                async with asyncio.timeout(budget.remaining()):
+                async with asyncio.timeout(deadline.remaining()):
                     rows = await _execute(conn, self.cfg.query)
             check_rows(attempt, self.cfg, rows)
             if self.cfg.wants_server_state:
                 stage = "checks"
                 with attempt.phase("checks"):
-                    async with asyncio.timeout(budget.remaining()):
+                    async with asyncio.timeout(deadline.remaining()):
                         state = await _server_state(conn, self.cfg.long_running_after)
                 check_server_state(attempt, self.cfg, state)
             in_sync = True
@@ -179,29 +172,29 @@ class MysqlProbe(DbProbe):
             # A server error (client-side codes are 2000-2999) ends the statement: back in sync.
             if isinstance(exc, aiomysql.MySQLError) and not 2000 <= _code(exc) < 3000:
                 in_sync = True
-            reason, detail = self._classify(exc, attempt.stage(stage), budget)
+            reason, detail = self._classify(exc, attempt.stage(stage), deadline)
             if isinstance(exc, aiomysql.MySQLError) and _code(exc):
                 attempt.facts["error_code"] = _code(exc)
             return attempt.fail(reason, detail)
         finally:
             if conn is not None:
                 if not in_sync:
-                    self._kill_later(conn.thread_id(), password, budget)
-                await _close(conn, graceful=in_sync, budget=budget)
+                    self._kill_later(conn.thread_id(), password, deadline)
+                await _close(conn, graceful=in_sync, deadline=deadline)
 
-    def _kill_later(self, thread_id: int, password: str | None, budget: Budget) -> None:
+    def _kill_later(self, thread_id: int, password: str | None, deadline: Deadline) -> None:
         """KILL QUERY from a second connection, for a query the attempt abandoned.
 
         The session timeout usually ends it first; this covers MySQL's timeout applying to SELECT
         only, `server_side_timeout: false`, and attempts cancelled before their own deadline.
         """
-        killer = self._connection(password, budget)
+        killer = self._connection(password, deadline)
         killer.connect_timeout = CLEANUP_TIMEOUT_S
         self.in_background(_kill_query(killer, thread_id))
 
-    def _classify(self, exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
+    def _classify(self, exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, str]:
         if isinstance(exc, TimeoutError):
-            return timed_out(stage, budget)
+            return timed_out(stage, deadline)
         if isinstance(exc, _TlsUnavailable):
             return Reason.TLS_HANDSHAKE, f"{stage}: server does not offer TLS (sslmode={self.sslmode})"
         if isinstance(exc, aiomysql.MySQLError):
@@ -250,7 +243,7 @@ async def _server_state(conn: _ProbeConnection, long_running_after: float) -> Se
                        long_running=int(long_running), is_replica=bool(int(read_only)))
 
 
-async def _close(conn: _ProbeConnection, graceful: bool, budget: Budget) -> None:
+async def _close(conn: _ProbeConnection, graceful: bool, deadline: Deadline) -> None:
     """COM_QUIT when the session is in sync (no "Aborted connection" in the server log), else abort.
 
     Aborting matters with TLS: a plain close waits up to 30 s for the server's close_notify,
@@ -258,7 +251,7 @@ async def _close(conn: _ProbeConnection, graceful: bool, budget: Budget) -> None
     """
     if graceful and not conn.closed:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(budget.remaining()):
+            async with asyncio.timeout(deadline.remaining()):
                 await conn.ensure_closed()
     conn.abort()
 
@@ -290,4 +283,5 @@ def _message(exc: BaseException) -> str:
     return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
 
 
-KIND = sql_kind("mysql", MysqlProbeConfig, MysqlProbe, SCHEMES, DEFAULT_PORT)
+KIND = sql_kind("mysql", MysqlProbeConfig, MysqlProbe, SCHEMES, DEFAULT_PORT,
+                phases=("connect", "auth", "query", "checks"))

@@ -12,7 +12,7 @@ does them in one call with no hook in between, so unlike mysql and redis there i
 `checks` the one round trip reading pg_stat_activity and the role.
 
 A query the probe gives up on must not keep running on the server: the connection starts with
-`statement_timeout` set to the attempt's budget, and asyncpg's own timeout cancels it sooner.
+`statement_timeout` set to the attempt's deadline, and asyncpg's own timeout cancels it sooner.
 """
 
 from __future__ import annotations
@@ -25,19 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from probed.probes._db import (
-    Budget,
-    DbProbe,
-    ServerState,
-    SqlProbeConfig,
-    check_rows,
-    check_server_state,
-    client_tls_context,
-    record_sql_server,
-    sql_kind,
-    timed_out,
-    transport_failure,
-)
+from probed.probes.common.deadline import Deadline
+from probed.probes.sql import sql_kind
+from probed.probes.sql.attempt import DbProbe, timed_out, transport_failure
+from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
+from probed.probes.sql.config import SqlProbeConfig
+from probed.probes.sql.tls import client_tls_context
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
@@ -89,12 +82,12 @@ class PostgresProbe(DbProbe):
         return self._ssl
 
     async def probe(self) -> ProbeResult:
-        attempt, budget, password, failed = self.begin()
+        attempt, deadline, password, failed = self.begin()
         if failed is not None:
             return failed
         settings = {"application_name": self.cfg.application_name}
         if self.cfg.server_side_timeout:
-            settings["statement_timeout"] = str(max(int(budget.total_s * 1000), 1))
+            settings["statement_timeout"] = str(max(int(deadline.total_s * 1000), 1))
 
         stage: str = "connect"
         conn: asyncpg.Connection | None = None
@@ -105,17 +98,17 @@ class PostgresProbe(DbProbe):
             with attempt.phase("connect"):
                 conn = await asyncpg.connect(
                     host=self.url.host, port=self.url.port, user=self.url.user, password=password,
-                    database=self.url.database, ssl=self._ssl_arg(), timeout=budget.remaining(),
+                    database=self.url.database, ssl=self._ssl_arg(), timeout=deadline.remaining(),
                     statement_cache_size=0, server_settings=settings)
             record_sql_server(attempt, "postgresql", conn.get_settings().server_version.split(" ")[0], _is_tls(conn))
             stage = "query"
             with attempt.phase("query"):
-                rows = await conn.fetch(self.cfg.query, timeout=budget.remaining())
+                rows = await conn.fetch(self.cfg.query, timeout=deadline.remaining())
             check_rows(attempt, self.cfg, rows)
             if self.cfg.wants_server_state:
                 stage = "checks"
                 with attempt.phase("checks"):
-                    row = await conn.fetchrow(STATE_QUERY, self.cfg.long_running_after, timeout=budget.remaining())
+                    row = await conn.fetchrow(STATE_QUERY, self.cfg.long_running_after, timeout=deadline.remaining())
                 assert row is not None
                 check_server_state(attempt, self.cfg, ServerState(
                     connections_used=row["used"], connections_max=row["usable"],
@@ -128,14 +121,14 @@ class PostgresProbe(DbProbe):
             # After a server error the session is still in sync and can say goodbye properly;
             # after a timeout or a transport error it cannot.
             graceful = isinstance(exc, asyncpg.PostgresError)
-            reason, detail = self._classify(exc, stage, budget)
+            reason, detail = self._classify(exc, stage, deadline)
             if isinstance(exc, asyncpg.PostgresError):
                 attempt.facts["sqlstate"] = exc.sqlstate
             return attempt.fail(reason, detail)
         finally:
             if conn is not None:
                 if graceful:
-                    await _close(conn, budget)
+                    await _close(conn, deadline)
                 else:
                     # asyncpg sends the server a cancel request when a query times out or its
                     # task is cancelled; closing the connection right away would abort that
@@ -143,11 +136,11 @@ class PostgresProbe(DbProbe):
                     # `close()` waits for the cancel to go out first.
                     self.in_background(_drain_and_close(conn))
 
-    def _classify(self, exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
+    def _classify(self, exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, str]:
         if isinstance(exc, asyncpg.PostgresError):
             return _sqlstate_reason(exc.sqlstate or "", stage), f"{stage}: {exc} (SQLSTATE {exc.sqlstate})"
         if isinstance(exc, TimeoutError):
-            return timed_out(stage, budget)
+            return timed_out(stage, deadline)
         if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
             return Reason.CONNECTION_RESET, f"{stage}: the server closed the connection"
         if isinstance(exc, ConnectionError) and "SSL" in str(exc):
@@ -183,14 +176,14 @@ def _is_tls(conn: asyncpg.Connection) -> bool:
     return transport is not None and transport.get_extra_info("sslcontext") is not None
 
 
-async def _close(conn: asyncpg.Connection, budget: Budget) -> None:
+async def _close(conn: asyncpg.Connection, deadline: Deadline) -> None:
     """Say goodbye (a Terminate message) while the session is in sync, else drop the socket.
 
     The goodbye keeps "unexpected EOF on client connection" out of the server's log at one
-    attempt per second; it gets at most the rest of the budget.
+    attempt per second; it gets at most the rest of the deadline.
     """
     with contextlib.suppress(Exception):
-        await conn.close(timeout=budget.remaining())
+        await conn.close(timeout=deadline.remaining())
     if not conn.is_closed():
         conn.terminate()
 
@@ -205,4 +198,5 @@ async def _drain_and_close(conn: asyncpg.Connection) -> None:
             conn.terminate()
 
 
-KIND = sql_kind("postgres", PostgresProbeConfig, PostgresProbe, SCHEMES, DEFAULT_PORT)
+KIND = sql_kind("postgres", PostgresProbeConfig, PostgresProbe, SCHEMES, DEFAULT_PORT,
+                phases=("connect", "query", "checks"))

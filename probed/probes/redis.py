@@ -24,18 +24,11 @@ from redis.backoff import NoBackoff
 
 from probed.config.schema import FieldError
 from probed.probes import MetricAlias, ProbeKind
-from probed.probes._db import (
-    SQL_ALIASES,
-    Attempt,
-    Budget,
-    DbProbe,
-    DbUrl,
-    PasswordOptions,
-    check_password_sources,
-    parse_db_url,
-    timed_out,
-    transport_failure,
-)
+from probed.probes.common.deadline import Deadline
+from probed.probes.sql.attempt import Attempt, DbProbe, timed_out, transport_failure
+from probed.probes.sql.checks import SQL_ALIASES
+from probed.probes.sql.credentials import PasswordOptions, check_password_sources
+from probed.probes.sql.url import DbUrl, parse_db_url
 from probed.result import ProbeResult, Reason
 
 if TYPE_CHECKING:
@@ -94,7 +87,7 @@ class RedisProbe(DbProbe):
         self.db = _db_index(self.url)
         self.uses_tls = self.url.scheme == "rediss"
 
-    def _connection(self, password: str | None, budget: Budget,
+    def _connection(self, password: str | None, deadline: Deadline,
                     transport_up: Callable[[], None]) -> redis.asyncio.Connection:
         async def session_setup(conn: redis.asyncio.Connection) -> None:
             transport_up()  # TCP, and TLS (which Redis speaks from the first byte), are done
@@ -102,7 +95,7 @@ class RedisProbe(DbProbe):
 
         common: dict[str, Any] = dict(
             host=self.url.host, port=self.url.port, db=self.db, username=self.url.user, password=password,
-            socket_timeout=budget.remaining(), socket_connect_timeout=budget.remaining(),
+            socket_timeout=deadline.remaining(), socket_connect_timeout=deadline.remaining(),
             retry=Retry(NoBackoff(), 0), driver_info=None, protocol=2, redis_connect_func=session_setup)
         if not self.uses_tls:
             return redis.asyncio.Connection(**common)
@@ -111,20 +104,20 @@ class RedisProbe(DbProbe):
             ssl_check_hostname=self.sslmode == "verify-full", ssl_ca_certs=self.sslrootcert, **common)
 
     async def probe(self) -> ProbeResult:
-        attempt, budget, password, failed = self.begin()
+        attempt, deadline, password, failed = self.begin()
         if failed is not None:
             return failed
 
-        conn = self._connection(password, budget, attempt.mark_auth)
+        conn = self._connection(password, deadline, attempt.mark_auth)
         stage = "connect"
         try:
             with attempt.connecting():  # connect: TCP and TLS; auth: AUTH and SELECT
-                async with asyncio.timeout(budget.remaining()):
+                async with asyncio.timeout(deadline.remaining()):
                     await conn.connect()  # type: ignore[no-untyped-call]
             attempt.facts["tls"] = self.uses_tls
             stage = "query"
             with attempt.phase("query"):
-                async with asyncio.timeout(budget.remaining()):
+                async with asyncio.timeout(deadline.remaining()):
                     await conn.send_command("PING")
                     pong = await conn.read_response()
             if pong not in (b"PONG", "PONG"):
@@ -132,13 +125,13 @@ class RedisProbe(DbProbe):
             if self.cfg.info:
                 stage = "checks"
                 with attempt.phase("checks"):
-                    async with asyncio.timeout(budget.remaining()):
+                    async with asyncio.timeout(deadline.remaining()):
                         await conn.send_command("INFO")
                         raw = await conn.read_response()
                 self._check_info(attempt, parse_info(raw))
             return attempt.finish()
         except Exception as exc:
-            reason, detail = _classify(exc, attempt.stage(stage), budget)
+            reason, detail = _classify(exc, attempt.stage(stage), deadline)
             return attempt.fail(reason, detail)
         finally:
             # No await happens before the socket is closed, so a cancelled attempt closes it too.
@@ -204,9 +197,9 @@ def _int(info: Mapping[str, str], key: str) -> int | None:
         return None
 
 
-def _classify(exc: Exception, stage: str, budget: Budget) -> tuple[Reason, str]:
+def _classify(exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, str]:
     if isinstance(exc, (TimeoutError, redis.exceptions.TimeoutError)):
-        return timed_out(stage, budget)
+        return timed_out(stage, deadline)
     if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthenticationWrongNumberOfArgsError)):
         return Reason.AUTH_FAILED, f"{stage}: {exc}"
     if isinstance(exc, redis.exceptions.BusyLoadingError):
@@ -271,4 +264,7 @@ KIND = ProbeKind(
     validate_target=_validate_target,
     aliases=ALIASES,
     describe=describe,
+    phases=("connect", "auth", "query", "checks"),
+    values=("connections_max", "memory_used_bytes", "memory_max_bytes", "is_replica"),
+    infos={SERVER_INFO: "The Redis server's version and mode (standalone, cluster, sentinel) (value 1)."},
 )

@@ -1,7 +1,7 @@
 """TCP probe: connect (optionally TLS), optionally a scripted send/expect exchange, then close.
 
 A plain connect is the hot path (the most frequent probe of all, `nc -zv` for every database
-port): a non-blocking socket, a connect awaited on the loop (`_net.connect`), close. No
+port): a non-blocking socket, a connect awaited on the loop (`common.net.connect`), close. No
 transport, protocol or stream objects are created unless there is something to say or TLS to
 negotiate.
 
@@ -28,19 +28,12 @@ from typing import Annotated, Any, Literal
 from probed.config.model import ProbeSpec
 from probed.config.schema import SECRET, ByteSize, FieldError, Regex
 from probed.probes import ProbeContext, ProbeKind
-from probed.probes._net import (
-    FAMILIES,
-    TLS_WATCHER,
-    IpProtocol,
-    TlsOptions,
-    client_context,
-    connect,
-    describe_connection,
-    is_ip_literal,
-    split_host_port,
-    tls_or_transport,
-    tls_version_name,
-)
+from probed.probes.common.certs import TLS_INFOS, VERSION_INFO
+from probed.probes.common.deadline import budget_s
+from probed.probes.common.describe import describe_connection
+from probed.probes.common.errors import classify
+from probed.probes.common.net import FAMILIES, IpProtocol, connect, is_ip_literal, split_host_port
+from probed.probes.common.tls import TLS_WATCHER, TlsOptions, client_context, tls_version_name
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
 
@@ -127,9 +120,9 @@ class TcpProbe:
         self._steps = [(bytes_pattern(st.expect) if st.expect else None,
                         st.send.encode() if st.send is not None else None) for st in s.steps]
         self._max_read = s.max_read_bytes
-        # The conversation ends a little before the scheduler's hard timeout, so that a server
-        # which answered something else can still be reported with what it said.
-        self._answer_within = spec.timeout - min(0.1 * spec.timeout, 0.25)
+        # The conversation ends at the attempt's own deadline, before the scheduler's hard
+        # timeout, so that a server which answered something else is reported with what it said.
+        self._answer_within = budget_s(spec.timeout)
         talks = bool(self._steps) or self._ssl is not None
         self._reset = s.close == "reset" or (s.close == "auto" and not talks)
 
@@ -228,7 +221,7 @@ class TcpProbe:
         """THE place where the TLS connection is inspected (see HttpProbe._inspect_tls): add
         certificate facts to result["values"/"info"/"facts"]; return (reason, detail) to fail."""
         if ssl_object.version() is not None:  # None: the handshake did not finish
-            result["info"]["probe_tls_version_info"] = {"version": tls_version_name(ssl_object)}
+            result["info"][VERSION_INFO] = {"version": tls_version_name(ssl_object)}
         return None
 
     async def _expect(self, reader: asyncio.StreamReader, pattern: re.Pattern[bytes], received: bytearray) -> None:
@@ -249,7 +242,7 @@ class TcpProbe:
             received += chunk
 
     def _failed(self, exc: BaseException, **result: Any) -> ProbeResult:
-        reason, detail = tls_or_transport(exc)
+        reason, detail = classify(exc)
         return ProbeResult.fail(reason, redact(detail, self._secrets), **result)
 
 
@@ -263,7 +256,7 @@ def _show(data: bytes | bytearray, limit: int = 64) -> str:
 
 
 class _TlsCapture:
-    """Receives the SSLObject of a handshake, also of one that fails (see _net.TimedSSLContext)."""
+    """Receives the SSLObject of a handshake, also of one that fails (see common.tls.TimedSSLContext)."""
 
     __slots__ = ("ssl_object",)
 
@@ -284,4 +277,6 @@ KIND = ProbeKind(
     factory=_factory,
     validate_target=validate_target,
     describe=describe_connection,
+    phases=("resolve", "connect", "tls"),
+    infos={VERSION_INFO: TLS_INFOS[VERSION_INFO]},
 )

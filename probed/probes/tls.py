@@ -33,20 +33,23 @@ from typing import Any, Literal, cast
 from probed.config.model import ProbeSpec
 from probed.config.schema import FieldError
 from probed.probes import ProbeContext, ProbeKind
-from probed.probes._net import check_tls_files, is_ip_literal, own_deadline, split_host_port, tls_context
-from probed.probes.certs import (
+from probed.probes.common.certs import (
     CERT_ALIASES,
+    CERT_VALUES,
     DEFAULT_MIN_DAYS_REMAINING,
+    TLS_INFOS,
     ChainReport,
     cert_info,
     cert_values,
     chain_facts,
-    classify_tls_error,
-    describe_tls,
     judge,
     read_chain,
 )
-from probed.probes.errors import classify
+from probed.probes.common.deadline import budget_s
+from probed.probes.common.describe import describe_tls
+from probed.probes.common.errors import classify, classify_tls_error
+from probed.probes.common.net import is_ip_literal, split_host_port
+from probed.probes.common.tls import check_tls_files, tls_context
 from probed.result import ProbeResult, Reason
 
 MinVersion = Literal["TLS1.2", "TLS1.3"]
@@ -78,7 +81,7 @@ class TlsProbeConfig:
 
 
 def client_context(cfg: TlsProbeConfig) -> ssl.SSLContext:
-    """The shared, cached client context for this probe's TLS settings (see _net.tls_context)."""
+    """The shared, cached client context for this probe's TLS settings (see common.tls.tls_context)."""
     return tls_context(cfg.ca_file, cfg.client_cert, cfg.client_key, cfg.insecure_skip_verify,
                        _MIN_VERSIONS[cfg.min_version])
 
@@ -124,7 +127,7 @@ class TlsProbe:
         self._verify = not cfg.insecure_skip_verify
         self._mutual = cfg.client_cert is not None
         self._min_days = cfg.min_days_remaining
-        self._budget_s = own_deadline(spec.timeout)
+        self._budget_s = budget_s(spec.timeout)
         # An IP target needs no resolution: its address is fixed for the probe's life.
         self._addresses: list[tuple[socket.AddressFamily, str]] | None = None
         if is_ip_literal(self._host):
@@ -260,8 +263,9 @@ class _TlsClient(asyncio.Protocol):
 
     Driving the SSLObject here rather than through asyncio's SSL transport (`ssl=` or
     `start_tls()`) keeps it in hand when verification fails, so the presented chain is still
-    read (see certs.py); it also costs ~10% less CPU per handshake than awaiting socket reads,
-    as the transport keeps the socket registered with the event loop for its whole life.
+    read (see common/certs.py); it also costs less CPU per handshake than awaiting socket reads
+    (docs/performance.md), as the transport keeps the socket registered with the event loop for
+    its whole life.
 
     The futures carry the outcome as a value (an exception or None), never as a raised
     exception: a cancelled attempt leaves no "exception never retrieved" behind.
@@ -379,7 +383,7 @@ def _rejected(exc: BaseException) -> tuple[Reason, str]:
     if isinstance(exc, ConnectionResetError):
         return Reason.TLS_HANDSHAKE, ("TLS: the server reset the connection right after the handshake "
                                       "(with TLS 1.3: the client certificate was rejected)")
-    return classify_tls_error(exc)
+    return classify(exc)
 
 
 def _factory(spec: ProbeSpec, _ctx: ProbeContext) -> TlsProbe:
@@ -393,4 +397,7 @@ KIND = ProbeKind(
     validate_target=validate_target,
     aliases=CERT_ALIASES,
     describe=describe_tls,
+    phases=("resolve", "connect", "tls"),
+    values=CERT_VALUES,
+    infos=TLS_INFOS,
 )

@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import socket
 import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -37,16 +36,11 @@ from probed.probes.aws import KIND, AwsSettings, ClientPool
 from probed.probes.aws.models import create_loader
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
+from tests.peers.net import free_port
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 FAKE_KEY_ID, FAKE_SECRET = "AKIAPROBEDTESTKEY000", "probed-test-secret-key-not-real"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -32,8 +32,8 @@ from probed.probes import Probe, ProbeContext, get_kind
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
 from probed.runtime.probeset import parse_config
+from tests.peers.net import HOST, closed_port
 
-HOST = "127.0.0.1"
 CHUNK = 16 * 1024
 
 
@@ -359,13 +359,10 @@ async def pingpong_peer() -> AsyncIterator[RawPeer]:
         yield peer
 
 
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on: bind, note the port, close."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-    return port
+@pytest.fixture(name="closed_port")
+def closed_port_fixture() -> int:
+    """A loopback port nothing listens on."""
+    return closed_port()
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-HOST = "127.0.0.1"
+from tests.peers.net import HOST
+
 DAY = dt.timedelta(days=1)
 
 
@@ -249,9 +250,3 @@ def _drain(conn: socket.socket) -> None:
         pass
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago: connecting to it is refused."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-    return port

@@ -25,14 +25,15 @@ from probed.config.model import ProbeSpec
 from probed.config.schema import ConfigError
 from probed.output.exposition import ExpositionView, ReloadStatus, render
 from probed.probes import ProbeContext, get_kind
-from probed.probes import dns as dns_probe
+from probed.probes.dns import config as dns_config
+from probed.probes.dns import wire as dns_wire
 from probed.result import ProbeResult, Reason
 from probed.runtime.attempt import run_attempt
 from probed.runtime.probeset import parse_config
 from probed.runtime.scheduler import SchedulerStats
 from probed.runtime.state import ProbeState
 from tests.peers.dns import HOST, DnsServer, Zone, dns_server
-from tests.peers.tls import closed_port
+from tests.peers.net import closed_port
 
 CLOUDFRONT = "d111111abcdef8.cloudfront.net"
 TABLE = {
@@ -365,8 +366,8 @@ def test_default_server_is_the_first_nameserver_of_resolv_conf(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "resolv.conf"
     conf.write_text("search corp.example\nnameserver 10.0.0.2\nnameserver 10.0.0.3\n")
-    monkeypatch.setattr(dns_probe, "RESOLV_CONF", str(conf))
-    assert dns_probe.system_server() == ("10.0.0.2", 53)
+    monkeypatch.setattr(dns_config, "RESOLV_CONF", str(conf))
+    assert dns_config.system_server() == ("10.0.0.2", 53)
 
 
 @pytest.mark.parametrize(("section", "message"), [
@@ -396,7 +397,7 @@ def test_target_is_a_name_not_an_address(target: str) -> None:
     ("fd00::2", ("fd00::2", 53)), ("[fd00::2]:5353", ("fd00::2", 5353)),
 ])
 def test_server_forms(server: str, expected: tuple[str, int]) -> None:
-    assert dns_probe.parse_server(server) == expected
+    assert dns_config.parse_server(server) == expected
 
 
 # --------------------------------------------------------------------------- the wire reader
@@ -431,7 +432,7 @@ def _response(*records: str, rcode: int = 0, ext_rcode: int = 0) -> tuple[bytes,
 ], ids=["a", "aaaa", "cname-chain", "mx", "txt", "soa", "srv", "caa", "ptr", "ns", "escaped-names", "wildcard"])
 def test_wire_reader_agrees_with_dnspython(records: tuple[str, ...]) -> None:
     wire, question = _response(*records)
-    ours = dns_probe.parse_response(wire, question)
+    ours = dns_wire.parse_response(wire, question)
     theirs = dns.message.from_wire(wire)
     assert ours is not None
     assert [(r.name, r.ttl, r.type_text, r.data) for r in ours.answers] == [
@@ -442,14 +443,14 @@ def test_wire_reader_agrees_with_dnspython(records: tuple[str, ...]) -> None:
 
 def test_wire_reader_reads_the_edns_extended_rcode() -> None:
     wire, question = _response("a.example. 60 IN A 192.0.2.1", ext_rcode=1)  # BADVERS = 16
-    response = dns_probe.parse_response(wire, question)
+    response = dns_wire.parse_response(wire, question)
     assert response is not None and response.rcode == 16
 
 
 def test_wire_reader_ignores_answers_to_other_questions() -> None:
     wire, _ = _response("a.example. 60 IN A 192.0.2.1")
     _, other = _response("b.example. 60 IN A 192.0.2.1")
-    assert dns_probe.parse_response(wire, other) is None
+    assert dns_wire.parse_response(wire, other) is None
 
 
 ANSWER = 12 + len(b"\x01a\x07example\x00") + 4  # header, question name, type and class
@@ -464,23 +465,23 @@ ANSWER = 12 + len(b"\x01a\x07example\x00") + 4  # header, question name, type an
 def test_wire_reader_rejects_malformed_responses(mangle: Any, message: str) -> None:
     wire, question = _response("a.example. 60 IN A 192.0.2.1")
     assert wire[ANSWER:ANSWER + 2] == b"\xc0\x0c"
-    with pytest.raises(dns_probe._Protocol, match=message):
-        dns_probe.parse_response(mangle(wire), question)
+    with pytest.raises(dns_wire.ProtocolError, match=message):
+        dns_wire.parse_response(mangle(wire), question)
 
 
 def test_wire_reader_ignores_a_questionless_noerror_but_rejects_a_garbage_question_count() -> None:
     wire, question = _response("a.example. 60 IN A 192.0.2.1")
     questionless = wire[:4] + bytes(8)  # the header alone: no question, no records
-    assert dns_probe.parse_response(questionless, question) is None  # well-formed, answers nothing we asked
-    with pytest.raises(dns_probe._Protocol):
-        dns_probe.parse_response(wire[:4] + b"\x20\x74" + wire[6:], question)  # 8308 questions
+    assert dns_wire.parse_response(questionless, question) is None  # well-formed, answers nothing we asked
+    with pytest.raises(dns_wire.ProtocolError):
+        dns_wire.parse_response(wire[:4] + b"\x20\x74" + wire[6:], question)  # 8308 questions
 
 
 def test_truncated_response_cut_mid_record_still_says_truncated() -> None:
     wire, question = _response("a.example. 60 IN A 192.0.2.1")
     cut = bytearray(wire[:-3])
     cut[2] |= 0x02  # TC
-    response = dns_probe.parse_response(bytes(cut), question)
+    response = dns_wire.parse_response(bytes(cut), question)
     assert response is not None and response.truncated
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from probed.config.schema import ConfigError
-from probed.probes._net import split_host_port
+from probed.probes.common.net import split_host_port
 from probed.result import Reason
 from probed.runtime.probeset import parse_config
 from tests.peers.http import HOST, Pki, Prober, RawPeer, WebPeer, open_fds, raw_peer

@@ -28,13 +28,13 @@ from probed.runtime.attempt import run_attempt
 from probed.runtime.probeset import parse_config
 from probed.runtime.scheduler import SchedulerStats
 from probed.runtime.state import ProbeState
+from tests.peers.net import closed_port
 from tests.peers.tls import (
     DAY,
     HOST,
     Pki,
     ServerCert,
     banner_server,
-    closed_port,
     dripping_server,
     hanging_up_server,
     self_signed,

@@ -14,10 +14,12 @@ from typing import Any
 
 from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, Probe, ProbeContext, ProbeKind
+from probed.probes.aws.check import STATUS_INFO
 from probed.probes.aws.clients import ClientPool
 from probed.probes.aws.probe import KIND_NAME, AwsProbe
 from probed.probes.aws.registry import CHECKS
-from probed.probes.aws.settings import AwsSettings
+from probed.probes.aws.s3 import PHASES as S3_PHASES
+from probed.probes.aws.settings import AwsSection, AwsSettings
 from probed.result import ProbeResult
 
 DEFAULT_INTERVAL_S = 60.0
@@ -58,13 +60,13 @@ def api_calls_per_minute(specs: Iterable[ProbeSpec]) -> dict[str, float]:
     """
     calls: dict[str, float] = defaultdict(float)
     for spec in specs:
-        settings: AwsSettings = spec.settings
+        settings: AwsSection = spec.settings
         check = CHECKS[settings.check]
         calls[check.service] += check.calls_per_attempt(settings.params) * 60.0 / spec.interval
     return dict(calls)
 
 
-def derive_target(settings: AwsSettings) -> str:
+def derive_target(settings: AwsSection) -> str:
     return CHECKS[settings.check].target(settings.params)
 
 
@@ -114,6 +116,8 @@ KIND = ProbeKind(
     shared=_shared,
     describe=describe,
     estimate=estimate,
+    phases=S3_PHASES,
+    infos={STATUS_INFO: "The resource's status word as the AWS API reports it (available, ACTIVE ...) (value 1)."},
 )
 
 __all__ = ["API_CALLS_PER_MINUTE_BUDGET", "KIND", "AwsProbe", "AwsSettings", "ClientPool", "api_calls_per_minute"]

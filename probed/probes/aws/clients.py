@@ -1,7 +1,6 @@
 """One aiobotocore client per (identity, service, region, endpoint), shared by every probe.
 
-Why a pool, and why this shape (see ../shared/PERFORMANCE_NOTES.md, and bench/aws_client_stall.py
-for the numbers on this machine):
+Why a pool, and why this shape (figures in docs/performance.md, from bench/aws_client_stall.py):
 
 - Creating a client first parses the service's JSON model (EC2's is 4 MB), and that blocks the
   event loop, delaying every probe in flight. So clients are created when a probe is built (at
@@ -14,7 +13,7 @@ for the numbers on this machine):
   sequential, so a client never holds more connections than the probes sharing it, and the
   scheduler's `max_concurrency` bounds them all. Any cap below that would queue calls inside
   aiobotocore, and the wait would be measured as API latency (botocore's default pool of 10 did
-  that: p50 336 ms instead of 133 ms, ../shared/PERFORMANCE_NOTES.md).
+  that, see docs/performance.md).
 - One attempt per call (retries off): the scheduler owns time, and a retried call would hide the
   failure a probe exists to report. connect/read timeouts come from the probe timeout; the
   scheduler's cancellation is the hard deadline.

@@ -34,7 +34,7 @@ from botocore.exceptions import (
     TokenRetrievalError,
 )
 
-from probed.probes.errors import classify
+from probed.probes.common.errors import classify
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
 

@@ -1,11 +1,11 @@
 """botocore's API models, loaded so that the event loop keeps running meanwhile.
 
 A client's first creation for a service reads that service's JSON model (EC2's is 4 MB) plus a
-few shared files. Read on the loop, that stalls every probe in flight (up to ~150 ms for EC2 on a
-2-core machine, bench/aws_client_stall.py). Read in a worker thread by the C JSON scanner it still
-does, because that scanner holds the GIL for the whole document (~40 ms for EC2). So the pool
-reads exactly the files a client needs, in a thread, with json's pure-Python scanner: about three
-times slower, but it yields the GIL every switch interval (5 ms) and the loop runs in between.
+few shared files. Read on the loop, that stalls every probe in flight for a noticeable time
+(bench/aws_client_stall.py; figures in docs/performance.md). Read in a worker thread by the C
+JSON scanner it still does, because that scanner holds the GIL for the whole document. So the
+pool reads exactly the files a client needs, in a thread, with json's pure-Python scanner: slower,
+but it yields the GIL every switch interval (5 ms) and the loop runs in between.
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class _LoopFriendlyJSONFileLoader:
 
     Strings are still decoded by the C `scanstring`, one at a time, which is short. Objects become
     plain dicts, not botocore's OrderedDicts: dicts keep insertion order too (botocore checks no
-    types), and a dict holding only strings and numbers is not tracked by the garbage collector.
-    EC2's model then leaves 8,200 objects for every later full collection to walk instead of 21,900.
+    types), and a dict holding only strings and numbers is not tracked by the garbage collector,
+    which leaves far fewer objects for every later full collection to walk.
     """
 
     _OPENERS: tuple[tuple[str, Callable[..., Any]], ...] = ((".json", open), (".json.gz", gzip.open))

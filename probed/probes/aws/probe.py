@@ -11,7 +11,7 @@ from probed.probes.aws.check import Check
 from probed.probes.aws.clients import ClientKey, ClientPool, Identity
 from probed.probes.aws.errors import AWS_FAILURES, AssumeRoleFailed, failure
 from probed.probes.aws.registry import CHECKS
-from probed.probes.aws.settings import DEFAULT_SESSION_NAME, AwsSettings
+from probed.probes.aws.settings import DEFAULT_SESSION_NAME, AwsSection
 from probed.redact import redact
 from probed.result import ProbeResult
 
@@ -19,9 +19,9 @@ KIND_NAME = "aws"
 _CAUGHT: tuple[type[Exception], ...] = (*AWS_FAILURES, AssumeRoleFailed)
 
 
-def client_key(settings: AwsSettings, check: Check[Any], timeout_s: float) -> ClientKey:
+def client_key(settings: AwsSection, check: Check[Any], timeout_s: float) -> ClientKey:
     region = check.region or settings.region
-    assert region is not None, "AwsSettings requires a region for regional checks"
+    assert region is not None, "AwsSection requires a region for regional checks"
     role = settings.role_arn
     identity = Identity(
         profile=settings.profile,
@@ -36,7 +36,7 @@ def client_key(settings: AwsSettings, check: Check[Any], timeout_s: float) -> Cl
 
 class AwsProbe:
     def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
-        settings: AwsSettings = spec.settings
+        settings: AwsSection = spec.settings
         self.name = spec.name
         self.check = CHECKS[settings.check]
         self.params = settings.params

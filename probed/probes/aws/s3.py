@@ -19,6 +19,7 @@ from probed.probes.aws.check import Check, check_failed
 from probed.result import ProbeResult
 
 DEFAULT_KEY_PREFIX = "probed-canary/"
+PHASES = ("head_bucket", "put", "get", "delete")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """The `aws:` section: which check, where, as whom, and the check's own parameters.
 
 One flat dataclass, because that is what the YAML looks like (`check: ecs_service`, `cluster:`,
-`service:` side by side). Every check parameter is optional here and `__post_init__` holds each
-check to its own set: a parameter another check owns is rejected by name ("min_healthy is not a
-parameter of check ecs_service"), a missing one likewise, and the check's frozen params
-dataclass (built here, validated by itself) is what the check receives.
+`service:` side by side). `AwsSection` declares what every check shares; `AwsSettings` adds every
+check's parameters, taken from the checks' own params dataclasses (so each is declared once, where
+the check uses it), each optional. `__post_init__` holds each check to its own set: a parameter
+another check owns is rejected by name ("min_healthy is not a parameter of check ecs_service"), a
+missing one likewise, and the check's frozen params dataclass (built here, validated by itself) is
+what the check receives.
 """
 
 from __future__ import annotations
@@ -12,13 +14,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
+import typing
 import urllib.parse
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from probed.config.schema import SECRET, Duration, FieldError
-from probed.probes.aws.cloudwatch import Comparison
+from probed.config.schema import SECRET, FieldError
 from probed.probes.aws.registry import CHECKS
 
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -28,7 +29,9 @@ DEFAULT_SESSION_NAME = "probed"
 
 
 @dataclass(frozen=True)
-class AwsSettings:
+class AwsSection:
+    """The fields every check shares; see AwsSettings for the section with the checks' parameters."""
+
     check: str
     region: str | None = None
     """Required except for global APIs (CloudFront), which use us-east-1."""
@@ -40,42 +43,6 @@ class AwsSettings:
     session_name: str | None = None
     endpoint_url: str | None = None
     """Send every call of this probe here, AssumeRole included (emulators, custom endpoints)."""
-
-    # ---- check parameters: each check accepts exactly the fields of its params dataclass
-    cluster: str | None = None
-    service: str | None = None
-    min_running: int | None = None
-    target_group_arn: str | None = None
-    min_healthy: int | None = None
-    all_healthy: bool | None = None
-    db_instance_identifier: str | None = None
-    db_cluster_identifier: str | None = None
-    bucket: str | None = None
-    round_trip: bool | None = None
-    key: str | None = None
-    expect_account: str | None = None
-    distribution_id: str | None = None
-    nat_gateway_id: str | None = None
-    subnet_id: str | None = None
-    min_free: int | None = None
-    names: tuple[str, ...] | None = None
-    name_prefix: str | None = None
-    namespace: str | None = None
-    metric_name: str | None = None
-    dimensions: Mapping[str, str] | None = None
-    statistic: str | None = None
-    period: Duration | None = None
-    threshold: float | None = None
-    comparison: Comparison | None = None
-    treat_missing_data: Literal["breaching", "notBreaching"] | None = None
-    certificate_arn: str | None = None
-    min_days_remaining: float | None = None
-    topic_arn: str | None = None
-    min_subscriptions: int | None = None
-    secret_id: str | None = None
-    repository: str | None = None
-    tag: str | None = None
-    cache_cluster_id: str | None = None
 
     params: Any = field(default=None, init=False, repr=False, compare=False)
     """The check's own frozen parameters, built from the fields above."""
@@ -116,7 +83,21 @@ class AwsSettings:
                 raise FieldError("endpoint_url", f"expected an http(s) URL, got {self.endpoint_url!r}")
 
 
-COMMON = ("check", "region", "profile", "role_arn", "external_id", "session_name", "endpoint_url")
+def _check_parameters() -> list[tuple[str, Any, Any]]:
+    """(name, type | None, field(default=None)) for every check's parameters, each name once."""
+    found: dict[str, Any] = {}
+    for check in CHECKS.values():
+        hints = typing.get_type_hints(check.params, include_extras=True)
+        for name, tp in ((f.name, hints[f.name]) for f in dataclasses.fields(check.params) if f.init):
+            if found.setdefault(name, tp) != tp:
+                raise TypeError(f"aws check parameter {name!r} is declared with two types: {found[name]} and {tp}")
+    return [(name, tp | None, field(default=None)) for name, tp in found.items()]
+
+
+COMMON: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AwsSection) if f.init)
+AwsSettings: type[AwsSection] = dataclasses.make_dataclass(
+    "AwsSettings", _check_parameters(), bases=(AwsSection,), frozen=True, namespace={"__module__": __name__})
+"""The `aws:` section: the shared fields plus every check's parameters (all optional here)."""
 PARAMETERS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(AwsSettings) if f.init and f.name not in COMMON)
 """Every check parameter the section knows; a check accepts the subset its params dataclass names."""

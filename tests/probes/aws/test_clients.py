@@ -12,7 +12,8 @@ from botocore.loaders import Loader
 from probed.probes.aws import ClientPool
 from probed.probes.aws.models import create_loader, load_models
 from probed.result import Reason
-from tests.peers.aws import AwsHarness, FakeAws, aws_credentials_env, free_port, json_error
+from tests.peers.aws import AwsHarness, FakeAws, aws_credentials_env, json_error
+from tests.peers.net import free_port
 
 HEALTHY_SERVICE = {"failures": [], "services": [{
     "serviceName": "api", "status": "ACTIVE", "runningCount": 1, "desiredCount": 1, "pendingCount": 0,

@@ -10,7 +10,7 @@ Phases follow blackbox_exporter (prober/http.go), summed over redirect hops:
     transfer    from the response headers to the last body byte read (final response only)
 
 aiohttp reports connection creation as one span that includes DNS and TLS; the TLS start comes
-from `TimedSSLContext` (see _net.py), which marks the exact moment the TCP connection is up.
+from `TimedSSLContext` (see common/tls.py), which marks the exact moment the TCP connection is up.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from probed import __version__
-from probed.probes._net import connect
+from probed.probes.common.net import connect
 
 USER_AGENT = f"probed/{__version__}"
 
@@ -133,18 +133,17 @@ class _Connector(aiohttp.TCPConnector):
 
     aiohttp connects through aiohappyeyeballs, which awaits `loop.sock_connect()`. uvloop's
     sock_connect looks the numeric address up again with getaddrinfo *without a socket type*,
-    which misses uvloop's static fast path and goes through libuv's thread pool: about 45 us of
-    CPU per connect, 15-20% of a whole HTTP probe (measured: 295 -> 240 us per attempt).
-    `_net.connect` does the same non-blocking connect without the lookup. Anything else (several
-    addresses to race, a local address) takes aiohttp's own path, and so does any aiohttp
-    version whose private hooks differ (tests/test_http_probe.py has a tripwire for them).
+    which misses uvloop's static fast path and goes through libuv's thread pool, a sizeable
+    share of a whole HTTP attempt's CPU (docs/performance.md). `common.net.connect` does the
+    same non-blocking connect without the lookup. Anything else (several addresses to race, a
+    local address) takes aiohttp's own path, and so does any aiohttp version whose private hooks
+    differ (tests/probes/test_http.py has a tripwire for them).
 
     A fresh-connection probe closes with a reset (SO_LINGER 0) once the exchange is over. The
     prober closes first, so a graceful close would leave every connection in TIME_WAIT on this
     host for 60 s: at 500 probes/s to one ALB that is 30,000 ports, the whole ephemeral range,
-    and well before that the kernel's search for a free port costs more than the request
-    (4,140 -> 4,370 probes per CPU-second in bench.throughput). The server has sent its whole
-    response by then; it sees a reset instead of a FIN, nothing else.
+    and well before that the kernel's search for a free port costs more than the request. The
+    server has sent its whole response by then; it sees a reset instead of a FIN, nothing else.
     """
 
     def __init__(self, *args: Any, reset_on_close: bool, **kwargs: Any) -> None:
@@ -217,7 +216,7 @@ class SessionPool:
         # aiohttp silently retries an idempotent request once when the connection drops. That
         # is right for a stale pooled connection (keepalive), but for a probe on a fresh
         # connection it hides a reset peer and doubles the load on a broken target: one
-        # attempt must be one request. (tests/test_http_probe.py proves a single connection.)
+        # attempt must be one request. (tests/probes/test_http.py proves a single connection.)
         session._retry_connection = keepalive
         return session
 

@@ -1,12 +1,12 @@
-"""HTTP probe: one request (following redirects), blackbox phases, a capped body, then checks.
+"""The HTTP attempt: one request (following redirects), blackbox phases, a capped body, then checks.
 
 An attempt fails, in this order, on: a transport error (refused, reset, DNS, TLS, garbage), too
 many redirects, a status outside `valid_status_codes`, a body over `max_body_bytes`, a header
 check, a body check (regexps, JSON fields), the TLS inspection (`_inspect_tls`), and finally
 `slow` when everything passed but took longer than `fail_if_slower_than`.
 
-The configuration schema lives in _http_config.py, the aiohttp sessions and the phase timing
-in _http_session.py; this module is the attempt itself.
+The `http:` schema lives in config.py, the aiohttp sessions and the phase timing in session.py,
+the header, body and JSON checks in checks.py; this module is the attempt itself.
 """
 
 from __future__ import annotations
@@ -22,18 +22,8 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from probed.config.model import ProbeSpec
-from probed.probes import MetricAlias, ProbeContext, ProbeKind
-from probed.probes._http_config import HttpSettings, check_json, clip, validate_target
-from probed.probes._http_session import SessionPool, Timing
-from probed.probes._net import (
-    FAMILIES,
-    TLS_WATCHER,
-    client_context,
-    describe_connection,
-    tls_or_transport,
-)
-from probed.probes.certs import (
-    CERT_ALIASES,
+from probed.probes import ProbeContext
+from probed.probes.common.certs import (
     DEFAULT_MIN_DAYS_REMAINING,
     cert_info,
     cert_values,
@@ -41,7 +31,12 @@ from probed.probes.certs import (
     judge,
     read_chain,
 )
-from probed.probes.errors import classify
+from probed.probes.common.errors import classify
+from probed.probes.common.net import FAMILIES
+from probed.probes.common.tls import TLS_WATCHER, client_context
+from probed.probes.http.checks import check_json, clip
+from probed.probes.http.config import HttpSettings
+from probed.probes.http.session import SessionPool, Timing
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
 
@@ -52,7 +47,7 @@ def _describe_codes(ranges: tuple[tuple[int, int], ...]) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _code_set(ranges: tuple[tuple[int, int], ...]) -> frozenset[int]:
-    # One O(1) lookup per attempt; shared between probes, as a set of 100 codes costs ~5 kB.
+    # One O(1) lookup per attempt; cached, so probes with the same codes share one set.
     return frozenset(c for lo, hi in ranges for c in range(lo, hi + 1))
 
 
@@ -285,7 +280,7 @@ class HttpProbe:
         if isinstance(exc, aiohttp.ClientConnectorCertificateError):
             return classify(exc.certificate_error)
         if isinstance(exc, aiohttp.ClientConnectorError):
-            return tls_or_transport(exc.os_error)
+            return classify(exc.os_error)
         if isinstance(exc, aiohttp.ClientConnectionResetError) and "closing transport" in str(exc):
             # The request could not even be written: the peer closed at once, or spoke first in
             # another protocol (an SSH or SMTP banner), which made aiohttp drop the connection.
@@ -303,39 +298,9 @@ class HttpProbe:
             # The response parser's errors: the peer did not speak HTTP.
             return Reason.PROTOCOL_ERROR, f"not a valid HTTP response: {exc.message}"
         if isinstance(exc, OSError):
-            return tls_or_transport(exc)
+            return classify(exc)
         return Reason.CONNECTION_RESET, f"{type(exc).__name__}: {exc}"
 
 
 _TLS_REASONS = frozenset({Reason.TLS_HANDSHAKE, Reason.TLS_VERSION, Reason.CERT_EXPIRED, Reason.CERT_EXPIRING,
                           Reason.CERT_UNTRUSTED, Reason.CERT_HOSTNAME_MISMATCH})
-
-
-def describe(result: ProbeResult) -> list[str]:
-    lines = describe_connection(result)
-    final_url = result.facts.get("final_url")
-    if final_url:
-        lines.append(f"final URL after {result.values.get('redirects', 0):g} redirect(s): {final_url}")
-    return lines
-
-
-def _factory(spec: ProbeSpec, ctx: ProbeContext) -> HttpProbe:
-    return HttpProbe(spec, ctx)
-
-
-KIND = ProbeKind(
-    name="http",
-    config_cls=HttpSettings,
-    factory=_factory,
-    validate_target=validate_target,
-    shared=SessionPool,
-    describe=describe,
-    aliases={
-        "status_code": MetricAlias("probe_http_status_code", "Response HTTP status code (0: no response)."),
-        "redirects": MetricAlias("probe_http_redirects", "The number of redirects followed."),
-        "content_length": MetricAlias("probe_http_content_length", "Bytes of the response body read."),
-        "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),
-        "http_version": MetricAlias("probe_http_version", "HTTP version of the final response (1.1, 2)."),
-        **CERT_ALIASES,
-    },
-)

@@ -1,8 +1,7 @@
-"""The `http:` section of a probe: its schema, defaults and validation, checked at load time."""
+"""The `http:` section of a probe (`HttpSettings`): its schema, defaults and validation, checked at load time."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,7 +10,8 @@ from typing import Annotated, Any
 from yarl import URL
 
 from probed.config.schema import SECRET, ByteSize, Converter, Duration, FieldError, Regex
-from probed.probes._net import IpProtocol, TlsOptions
+from probed.probes.common.net import IpProtocol
+from probed.probes.common.tls import TlsOptions
 from probed.redact import redact
 
 _STATUS_RANGE = re.compile(r"([1-5]\d\d)\s*-\s*([1-5]\d\d)")
@@ -44,7 +44,7 @@ class HeaderMatch:
     """A missing header passes instead of failing the check."""
 
 
-_UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
+UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
 _JSON_PATH_PART = re.compile(r"[^.\[\]]+|\[(\d+)\]")
 
 
@@ -68,7 +68,7 @@ class JsonCheck:
     """One field of a JSON body: present, and equal to `equals` and/or matching `matches`."""
 
     path: str
-    equals: Any = _UNSET
+    equals: Any = UNSET
     matches: Regex | None = None
     keys: tuple[str | int, ...] = field(init=False, repr=False, compare=False)
 
@@ -125,34 +125,3 @@ def validate_target(target: str, _settings: Any) -> None:
         raise ValueError(f'target must be an http:// or https:// URL, got "{shown}"')
     if not url.raw_host:
         raise ValueError(f'URL "{shown}" has no host')
-
-
-def check_json(document: Any, check: JsonCheck) -> str:
-    node = document
-    for key in check.keys:
-        if isinstance(node, dict) and str(key) in node:
-            node = node[str(key)]
-        elif isinstance(node, list) and isinstance(key, int) and -len(node) <= key < len(node):
-            node = node[key]
-        elif isinstance(node, list) and isinstance(key, str) and key.isdigit() and int(key) < len(node):
-            node = node[int(key)]
-        else:
-            return f"body_json: {check.path} is missing"
-    if check.equals is not _UNSET and not _json_equal(node, check.equals):
-        return f"body_json: {check.path} is {clip(json.dumps(node))}, expected {json.dumps(check.equals)}"
-    if check.matches is not None:
-        text = node if isinstance(node, str) else json.dumps(node)
-        if not check.matches.search(text):
-            return f"body_json: {check.path} is {clip(json.dumps(node))}, does not match /{check.matches.pattern}/"
-    return ""
-
-
-def _json_equal(actual: Any, expected: Any) -> bool:
-    # JSON true is not 1: Python's True == 1 must not make `equals: 1` accept `true`.
-    if isinstance(actual, bool) != isinstance(expected, bool):
-        return False
-    return bool(actual == expected)
-
-
-def clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."

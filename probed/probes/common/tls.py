@@ -1,5 +1,4 @@
-"""Network helpers the HTTP and TCP probes share: TLS client options, timed TLS contexts,
-targets, and a cheap non-blocking connect.
+"""TLS client settings and the one cached client SSL context every probe type shares.
 
 The TLS handshake happens inside the event loop's SSL protocol, where no library hook reports
 when it starts. `TimedSSLContext.wrap_bio()` is called by asyncio and uvloop alike right after
@@ -10,32 +9,15 @@ without any private API of aiohttp.
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import functools
-import ipaddress
 import os
-import socket
 import ssl
-import struct
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 from probed.config.schema import FieldError
-from probed.probes.errors import classify
-from probed.result import ProbeResult, Reason
-
-IpProtocol = Literal["auto", "ip4", "ip6"]
-FAMILIES: dict[str, socket.AddressFamily] = {
-    "auto": socket.AF_UNSPEC,
-    "ip4": socket.AF_INET,
-    "ip6": socket.AF_INET6,
-}
-
-LINGER_RESET = struct.pack("ii", 1, 0)
-"""SO_LINGER {on, 0 s}: close() sends RST and leaves no TIME_WAIT socket behind."""
 
 
 @dataclass(frozen=True)
@@ -178,117 +160,3 @@ def tls_version_name(ssl_object: ssl.SSLObject) -> str:
     """"TLS 1.3", as blackbox_exporter's `probe_tls_version_info{version}` spells it."""
     version = ssl_object.version() or "unknown"
     return _TLS_VERSION_NAMES.get(version, version)
-
-
-def tls_or_transport(exc: BaseException) -> tuple[Reason, str]:
-    # A peer that does not speak TLS at all (plain HTTP on an https port, garbage) makes OpenSSL
-    # complain about the record's "version number": that is a failed handshake, not an old TLS.
-    if isinstance(exc, ssl.SSLError) and exc.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
-                                                        "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"):
-        return Reason.TLS_HANDSHAKE, f"TLS: the peer does not speak TLS ({exc.reason})"
-    return classify(exc)
-
-
-def describe_connection(result: ProbeResult) -> list[str]:
-    """`probed once` lines shared by http and tcp: the phases, like `curl -w`, and TLS (for
-    https, the certificate chain, from certs.py)."""
-    lines = []
-    if result.phases:
-        shown = (f"{name} {seconds * 1000:.2f} ms" for name, seconds in result.phases.items())
-        lines.append("phases: " + ", ".join(shown))
-    if "tls" in result.facts:
-        # An https target: the chain with expiry dates and days left, as for `type: tls`.
-        from probed.probes.certs import describe_tls  # certs.py imports this module
-
-        lines.extend(describe_tls(result))
-        return lines
-    tls = result.info.get("probe_tls_version_info")
-    if tls:
-        lines.append(f"tls: {tls.get('version', '?')}")
-    return lines
-
-
-DEADLINE_MARGIN_S = 0.5
-
-
-def own_deadline(timeout_s: float) -> float:
-    """The deadline a probe sets itself, a little (a tenth, at most 0.5 s) inside the timeout
-    the scheduler enforces: the probe then reports its own timeout, saying where the attempt
-    stopped and with what it knows, rather than being cancelled with nothing to say."""
-    return timeout_s - min(DEADLINE_MARGIN_S, timeout_s / 10)
-
-
-def split_host_port(target: str) -> tuple[str, int]:
-    """'db.internal:5432' or '[::1]:5432' -> (host, port). Raises ValueError with a message."""
-    if target.startswith("["):
-        host, sep, rest = target[1:].partition("]")
-        if not sep or not rest.startswith(":"):
-            raise ValueError(f'invalid target "{target}" (expected host:port, IPv6 as [::1]:port)')
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f'invalid IPv6 address in target "{target}"') from None
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = target.rpartition(":")
-        if not sep or not host:
-            raise ValueError(f'invalid target "{target}" (expected host:port, IPv6 as [::1]:port)')
-        if ":" in host:
-            raise ValueError(f'invalid target "{target}" (write IPv6 addresses in brackets: [::1]:port)')
-        if any(c.isspace() or c in "/@?#" for c in host):
-            raise ValueError(f'invalid host in target "{target}"')
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f'invalid port in target "{target}" (expected 1-65535)')
-    return host, int(port_text)
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-# Linux: non-blocking from birth, two fcntl() calls fewer per connect than setblocking(False).
-_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
-
-
-async def connect(loop: asyncio.AbstractEventLoop, family: socket.AddressFamily, address: tuple[Any, ...],
-                  reset_on_close: bool) -> socket.socket:
-    """A connected non-blocking TCP socket to a numeric `address`, or OSError.
-
-    Why not `loop.sock_connect`: uvloop's looks the address up again on every call, with
-    getaddrinfo and no socket type, which misses uvloop's static fast path and goes through the
-    thread pool (42.6 us of CPU per connect, against 2.7 us with the type given); that is more
-    than the connect itself. This is the wait-until-writable dance asyncio's selector loop
-    does, on the loop's public add_writer API.
-    """
-    sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
-    try:
-        if not _NONBLOCK:
-            sock.setblocking(False)
-        if reset_on_close:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-        err = sock.connect_ex(address)
-        if err in (errno.EINPROGRESS, errno.EAGAIN):
-            fd = sock.fileno()
-            writable = loop.create_future()
-            loop.add_writer(fd, _wake, writable)
-            try:
-                await writable
-            finally:
-                loop.remove_writer(fd)
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            raise OSError(err, os.strerror(err))
-    except BaseException:  # refused, or cancelled at the timeout: never leak the socket
-        sock.close()
-        raise
-    return sock
-
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

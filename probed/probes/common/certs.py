@@ -23,16 +23,16 @@ import functools
 import hashlib
 import math
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography import x509
 
 from probed.probes import MetricAlias
-from probed.probes._net import tls_version_name
-from probed.probes.errors import classify, classify_cert_error
-from probed.result import ProbeResult, Reason
+from probed.probes.common.errors import classify_cert_error, verify_message
+from probed.probes.common.tls import tls_version_name
+from probed.result import Reason
 
 DAY_S = 86400.0
 DEFAULT_MIN_DAYS_REMAINING = 14.0
@@ -50,9 +50,18 @@ CERT_ALIASES: Mapping[str, MetricAlias] = {
 }
 """Value name -> dedicated metric; both the tls and the http kind export these."""
 
+CERT_VALUES = ("cert_chain_length",)
+"""Certificate values exported only as probed_probe_value (no dedicated metric)."""
+
 TLS_INFO = "probed_tls_cert_info"
 VERSION_INFO = "probe_tls_version_info"
 CIPHER_INFO = "probe_tls_cipher_info"
+TLS_INFOS: Mapping[str, str] = {
+    TLS_INFO: "The leaf certificate the server presented: issuer, subject, SHA-256 fingerprint (value 1).",
+    VERSION_INFO: "The TLS version negotiated (value 1).",
+    CIPHER_INFO: "The cipher suite negotiated (value 1).",
+}
+"""Info metrics of a handshake -> their help text (tls and https probes)."""
 
 
 # --------------------------------------------------------------------------- one certificate
@@ -224,7 +233,7 @@ def judge(report: ChainReport, now: float, min_days_remaining: float,
                                          f"(in {_ago(cert.not_before - now)})")
     if verify_error is not None:
         reason = classify_cert_error(verify_error)
-        detail = f"certificate verify failed: {_verify_message(verify_error)}"
+        detail = f"certificate verify failed: {verify_message(verify_error)}"
         if reason is Reason.CERT_UNTRUSTED and len(report.presented) == 1 and report.leaf is not None \
                 and report.leaf.subject != report.leaf.issuer:
             detail += " (the server sent no intermediate certificate)"
@@ -237,42 +246,6 @@ def judge(report: ChainReport, now: float, min_days_remaining: float,
         return Reason.CERT_EXPIRING, (f"certificate {_name(cert)} expires in {(earliest - now) / DAY_S:.1f} days "
                                       f"({_iso(earliest)}), inside min_days_remaining {min_days_remaining:g}")
     return Reason.OK, ""
-
-
-_VERSION_REASONS = frozenset({
-    "UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE", "VERSION_TOO_LOW",
-    "TLSV1_ALERT_INAPPROPRIATE_FALLBACK", "NO_SUITABLE_SIGNATURE_ALGORITHM",
-})
-_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                              "HTTP_REQUEST", "UNKNOWN_PROTOCOL"})
-_CLIENT_CERT_ALERTS = frozenset({
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_BAD_CERTIFICATE", "TLSV1_ALERT_UNKNOWN_CA",
-    "SSLV3_ALERT_CERTIFICATE_UNKNOWN", "SSLV3_ALERT_CERTIFICATE_EXPIRED", "TLSV1_ALERT_ACCESS_DENIED",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_REVOKED", "TLSV1_ALERT_DECRYPT_ERROR",
-})
-
-
-def classify_tls_error(exc: BaseException) -> tuple[Reason, str]:
-    """A failed handshake (other than certificate verification) -> (reason, detail).
-
-    OpenSSL's reason strings are precise; matching on substrings ("VERSION") is not: a plain
-    HTTP server on a TLS port yields WRONG_VERSION_NUMBER, which is a peer that does not speak
-    TLS, not an old protocol version.
-    """
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return classify_cert_error(exc), f"certificate verify failed: {_verify_message(exc)}"
-    if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        return Reason.TLS_HANDSHAKE, "TLS: the server closed the connection during the handshake"
-    if isinstance(exc, ssl.SSLError):
-        code = exc.reason or ""
-        if code in _VERSION_REASONS:
-            return Reason.TLS_VERSION, f"TLS: no protocol version both sides accept ({code})"
-        if code in _NOT_TLS_REASONS:
-            return Reason.TLS_HANDSHAKE, f"TLS: the peer does not speak TLS ({code})"
-        if code in _CLIENT_CERT_ALERTS:
-            return Reason.TLS_HANDSHAKE, f"TLS: the server rejected the handshake or client certificate ({code})"
-        return Reason.TLS_HANDSHAKE, f"TLS: {code or exc}"
-    return classify(exc)
 
 
 # --------------------------------------------------------------------------- what gets exported
@@ -318,42 +291,7 @@ def chain_facts(report: ChainReport, now: float) -> dict[str, object]:
     }
 
 
-def describe_tls(result: ProbeResult) -> list[str]:
-    """`probed once` lines: the presented chain with expiry dates and days left."""
-    facts = result.facts.get("tls")
-    if not isinstance(facts, Mapping):
-        return []
-    parts = [str(x) for x in (facts.get("version"), facts.get("cipher")) if x]
-    if facts.get("last_known_at"):
-        parts = [f"chain as last seen at {facts['last_known_at']} (this attempt read none)"]
-    elif facts.get("verified"):
-        parts.append("chain verified")
-    elif facts.get("chain"):
-        parts.append("chain NOT verified")
-    lines = [", ".join(parts)] if parts else []
-    chain = facts.get("chain")
-    for i, cert in enumerate(chain if isinstance(chain, Sequence) else ()):
-        if not isinstance(cert, Mapping):
-            continue
-        days = cert.get("days_remaining")
-        left = f"{days:.1f} days left" if isinstance(days, (int, float)) and days >= 0 else \
-            f"EXPIRED {-days:.1f} days ago" if isinstance(days, (int, float)) else "expiry unknown"
-        lines.append(f"[{i}] {cert.get('subject')}  expires {cert.get('not_after')}  ({left})")
-        lines.append(f"    issuer {cert.get('issuer')}")
-        if i == 0:
-            sans = cert.get("sans")
-            if sans:
-                lines.append(f"    names {', '.join(map(str, sans))}")
-            lines.append(f"    serial {cert.get('serial')}  sha256 {cert.get('fingerprint_sha256')}")
-    return lines
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _verify_message(exc: ssl.SSLCertVerificationError) -> str:
-    # OpenSSL's host name message ends with a full stop; the detail may go on after it.
-    return str(exc.verify_message or exc.reason or exc).rstrip(".")
 
 
 def _name(cert: Certificate) -> str:
@@ -375,7 +313,17 @@ def _ago(seconds: float) -> str:
 
 
 __all__ = [
-    "CERT_ALIASES", "DAY_S", "DEFAULT_MIN_DAYS_REMAINING", "Certificate", "ChainReport", "cert_info",
-    "cert_values", "chain_facts", "classify_tls_error", "describe_tls", "judge", "parse_certificate",
+    "CERT_ALIASES",
+    "CERT_VALUES",
+    "DAY_S",
+    "DEFAULT_MIN_DAYS_REMAINING",
+    "TLS_INFOS",
+    "Certificate",
+    "ChainReport",
+    "cert_info",
+    "cert_values",
+    "chain_facts",
+    "judge",
+    "parse_certificate",
     "read_chain",
 ]

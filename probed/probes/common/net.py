@@ -1,0 +1,97 @@
+"""Targets and sockets every TCP-speaking probe shares: `host:port` parsing, address families,
+and a cheap non-blocking connect."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import os
+import socket
+import struct
+from typing import Any, Literal
+
+IpProtocol = Literal["auto", "ip4", "ip6"]
+FAMILIES: dict[str, socket.AddressFamily] = {
+    "auto": socket.AF_UNSPEC,
+    "ip4": socket.AF_INET,
+    "ip6": socket.AF_INET6,
+}
+
+LINGER_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER {on, 0 s}: close() sends RST and leaves no TIME_WAIT socket behind."""
+
+
+def split_host_port(target: str) -> tuple[str, int]:
+    """'db.internal:5432' or '[::1]:5432' -> (host, port). Raises ValueError with a message."""
+    if target.startswith("["):
+        host, sep, rest = target[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f'invalid target "{target}" (expected host:port, IPv6 as [::1]:port)')
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f'invalid IPv6 address in target "{target}"') from None
+        port_text = rest[1:]
+    else:
+        host, sep, port_text = target.rpartition(":")
+        if not sep or not host:
+            raise ValueError(f'invalid target "{target}" (expected host:port, IPv6 as [::1]:port)')
+        if ":" in host:
+            raise ValueError(f'invalid target "{target}" (write IPv6 addresses in brackets: [::1]:port)')
+        if any(c.isspace() or c in "/@?#" for c in host):
+            raise ValueError(f'invalid host in target "{target}"')
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f'invalid port in target "{target}" (expected 1-65535)')
+    return host, int(port_text)
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+# Linux: non-blocking from birth, two fcntl() calls fewer per connect than setblocking(False).
+_NONBLOCK = getattr(socket, "SOCK_NONBLOCK", 0)
+
+
+async def connect(loop: asyncio.AbstractEventLoop, family: socket.AddressFamily, address: tuple[Any, ...],
+                  reset_on_close: bool) -> socket.socket:
+    """A connected non-blocking TCP socket to a numeric `address`, or OSError.
+
+    Why not `loop.sock_connect`: uvloop's looks the address up again on every call, with
+    getaddrinfo and no socket type, which misses uvloop's static fast path and goes through the
+    thread pool, costing more CPU than the connect itself (figures in docs/performance.md). This
+    is the wait-until-writable dance asyncio's selector loop does, on the loop's public
+    add_writer API.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
+    try:
+        if not _NONBLOCK:
+            sock.setblocking(False)
+        if reset_on_close:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        err = sock.connect_ex(address)
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            fd = sock.fileno()
+            writable = loop.create_future()
+            loop.add_writer(fd, _wake, writable)
+            try:
+                await writable
+            finally:
+                loop.remove_writer(fd)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, os.strerror(err))
+    except BaseException:  # refused, or cancelled at the timeout: never leak the socket
+        sock.close()
+        raise
+    return sock
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
