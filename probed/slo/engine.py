@@ -60,6 +60,61 @@ class SloReport:
         return slo_math.burn_rate(self.windows[window], self.spec.objective)
 
 
+class Series:
+    """An SLO's probes added up per bucket, newest last: what one evaluation reads.
+
+    `minutes` cover the 6 hours the rings keep per minute, ending with the current minute;
+    `hours` the 31 days kept per hour, ending with the current hour. Row 0 is attempts, row 1
+    good events (successes, or fast successes for a latency SLI). Built with two reads per probe;
+    every window is then a sum over the newest buckets.
+    """
+
+    __slots__ = ("hours", "minute", "minutes")
+
+    def __init__(self, minutes: npt.NDArray[np.int64], hours: npt.NDArray[np.int64], minute: int) -> None:
+        self.minutes, self.hours, self.minute = minutes, hours, minute
+
+    @classmethod
+    def of(cls, rings: Sequence[ProbeRing], spec: SloSpec, now: float) -> Series:
+        minute, hour = int(now) // 60, int(now) // 3600
+        minutes = np.zeros((2, MINUTE_SLOTS), dtype=np.int64)
+        hours = np.zeros((2, HOUR_SLOTS), dtype=np.int64)
+        good_row = 2 if spec.sli == "latency" else 1
+        for ring in rings:
+            for out, tier, last in ((minutes, ring.minutes, minute), (hours, ring.hours, hour)):
+                rows = tier.rows(last - tier.size + 1, last).astype(np.int64)
+                out[0] += rows[0]
+                out[1] += rows[2] if good_row == 2 else rows[0] - rows[1]
+        return cls(minutes, hours, minute)
+
+    def _tier(self, window_s: float) -> tuple[npt.NDArray[np.int64], int]:
+        if window_s <= SHORT_WINDOW_S:
+            return self.minutes, max(1, math.ceil(window_s / 60))
+        return self.hours, min(HOUR_SLOTS, max(1, math.ceil(window_s / 3600)))
+
+    def counts(self, window_s: float) -> Counts:
+        """Good and total events in the buckets overlapping the window (edge buckets whole)."""
+        tier, n = self._tier(window_s)
+        attempts, good = tier[:, -n:].sum(axis=1)
+        return Counts(int(good), int(attempts))
+
+    def slices(self, window_s: float, good_ratio: float) -> Counts:
+        """Good and total minutes with data among the completed minutes of the window."""
+        n = min(MINUTE_SLOTS - 1, max(1, math.ceil(window_s / 60)))
+        attempts, good = self.minutes[0, -n - 1:-1], self.minutes[1, -n - 1:-1]
+        slices = attempts > 0
+        return Counts(int((slices & (good >= good_ratio * attempts - 1e-9)).sum()), int(slices.sum()))
+
+    def coverage(self, window_s: float) -> float:
+        """The share of the window's buckets in which any of the probes made an attempt.
+
+        The current bucket has only just begun: it counts when it has data, never against."""
+        tier, n = self._tier(window_s)
+        covered = tier[0, -n:] > 0
+        buckets = n - (0 if covered[-1] else 1)
+        return float(covered.sum()) / buckets if buckets > 0 else 0.0
+
+
 @dataclass
 class SliceLedger:
     """Verdicts of completed minutes (good when the good share reaches good_ratio), per hour."""
@@ -69,17 +124,19 @@ class SliceLedger:
     good_total: int = 0
     bad_total: int = 0
 
-    def update(self, rows: Sequence[ProbeRing], spec: SloSpec, now: float) -> None:
-        done = int(now) // 60 - 1  # the last completed minute
-        oldest_kept = done - MINUTE_SLOTS + 1
+    def update(self, series: Series, spec: SloSpec, now: float) -> None:
+        done = series.minute - 1  # the last completed minute
+        oldest_kept = done - MINUTE_SLOTS + 2
         first = oldest_kept if self.last_minute is None else max(self.last_minute + 1, oldest_kept)
         self.last_minute = done
         if first > done:
             return
-        attempts, good = _good_and_total(rows, spec, first, done, "minutes")
+        # minutes[:, -1] is the current minute, so minute m sits at index m - series.minute - 1.
+        attempts = series.minutes[0, first - done - 2:-1]
+        good = series.minutes[1, first - done - 2:-1]
         for i in np.flatnonzero(attempts):
-            bad = good[i] < spec.good_ratio * attempts[i] - 1e-9
-            self.hours.add((first + int(i)) * 60, failed=bool(bad), fast=False)
+            bad = bool(good[i] < spec.good_ratio * attempts[i] - 1e-9)
+            self.hours.add((first + int(i)) * 60, failed=bad, fast=False)
             if bad:
                 self.bad_total += 1
             else:
@@ -128,22 +185,23 @@ class SloEngine:
 
     def evaluate(self, spec: SloSpec, states: Mapping[str, ProbeState], now: float) -> SloReport:
         rings = [states[n].ring for n in spec.probes if n in states]
-        counter = self.counters.setdefault(spec.name, EventCounter())
+        series = Series.of(rings, spec, now)
         if spec.budgeting == "timeslices":
             ledger = self.ledgers.setdefault(spec.name, SliceLedger())
-            ledger.update(rings, spec, now)
+            ledger.update(series, spec, now)
             events = Counts(ledger.good_total, ledger.good_total + ledger.bad_total)
         else:
+            counter = self.counters.setdefault(spec.name, EventCounter())
             counter.update({n: _event_totals(states[n].ring, spec) for n in spec.probes if n in states})
             events = Counts(counter.good, counter.good + counter.bad)
-        windows = {label: self._counts(spec, rings, now, seconds) for label, seconds in BURN_RATE_WINDOWS}
         window_s = self.window_s(spec, now)
-        windows[spec.window_label] = self._counts(spec, rings, now, window_s)
+        windows = {label: self._counts(spec, series, now, seconds)
+                   for label, seconds in (*BURN_RATE_WINDOWS, (spec.window_label, window_s))}
         remaining = slo_math.budget_remaining(windows[spec.window_label], spec.objective)
         full_window = slo_math.calendar_length(now, spec.calendar) if spec.calendar else spec.window_s
         exhaustion = slo_math.exhaustion_seconds(
             remaining, slo_math.burn_rate(windows["1h"], spec.objective), full_window)
-        report = SloReport(spec, now, windows, remaining, exhaustion, _coverage(rings, now, window_s), events)
+        report = SloReport(spec, now, windows, remaining, exhaustion, series.coverage(window_s), events)
         self.reports[spec.name] = report
         return report
 
@@ -154,20 +212,12 @@ class SloEngine:
             return spec.window_s
         return max(60.0, now - slo_math.calendar_start(now, spec.calendar))
 
-    def _counts(self, spec: SloSpec, rings: Sequence[ProbeRing], now: float, window_s: float) -> Counts:
-        if spec.budgeting == "timeslices":
-            if window_s <= SHORT_WINDOW_S:
-                done = int(now) // 60 - 1
-                attempts, good = _good_and_total(rings, spec, done - math.ceil(window_s / 60) + 1, done, "minutes")
-                slices = attempts > 0
-                good_slices = slices & (good >= spec.good_ratio * attempts - 1e-9)
-                return Counts(int(good_slices.sum()), int(slices.sum()))
-            return self.ledgers[spec.name].window(now, window_s)
-        total = slo_math.NONE
-        for ring in rings:
-            c = ring.window_counts(now, window_s)
-            total += Counts(c.fast if spec.sli == "latency" else c.successes, c.attempts)
-        return total
+    def _counts(self, spec: SloSpec, series: Series, now: float, window_s: float) -> Counts:
+        if spec.budgeting == "occurrences":
+            return series.counts(window_s)
+        if window_s <= SHORT_WINDOW_S:
+            return series.slices(window_s, spec.good_ratio)
+        return self.ledgers[spec.name].window(now, window_s)
 
     async def run(self, specs: Sequence[SloSpec], states: Mapping[str, ProbeState]) -> None:
         """One pass over every SLO, yielding to the loop between slices of work."""
@@ -197,30 +247,3 @@ def _event_totals(ring: ProbeRing, spec: SloSpec) -> tuple[int, int]:
     attempts = ring.successes_total + ring.failures_total
     good = ring.fast_total if spec.sli == "latency" else ring.successes_total
     return good, attempts - good
-
-
-def _good_and_total(rings: Sequence[ProbeRing], spec: SloSpec, lo: int, hi: int,
-                    tier: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Per-bucket attempts and good events over buckets lo..hi, all probes together."""
-    n = max(0, hi - lo + 1)
-    attempts = np.zeros(n, dtype=np.int64)
-    good = np.zeros(n, dtype=np.int64)
-    for ring in rings:
-        rows = getattr(ring, tier).rows(lo, hi).astype(np.int64)
-        attempts += rows[0]
-        good += rows[2] if spec.sli == "latency" else rows[0] - rows[1]
-    return attempts, good
-
-
-def _coverage(rings: Sequence[ProbeRing], now: float, window_s: float) -> float:
-    """The share of the window's buckets in which any of the probes made an attempt."""
-    tier = "minutes" if window_s <= SHORT_WINDOW_S else "hours"
-    width = 60 if tier == "minutes" else 3600
-    current = int(now) // width
-    lo = current - max(1, math.ceil(window_s / width)) + 1
-    covered = np.zeros(current - lo + 1, dtype=bool)
-    for ring in rings:
-        covered |= getattr(ring, tier).rows(lo, current)[0] > 0
-    # The current bucket has only just begun: it counts when it has data, never against.
-    buckets = covered.size - (0 if covered[-1] else 1)
-    return float(covered.sum()) / buckets if buckets > 0 else 0.0
