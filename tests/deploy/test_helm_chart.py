@@ -356,3 +356,23 @@ def test_prometheus_rule_carries_what_probed_rules_generates(tmp_path: Path) -> 
         "helm/probed/files/probed-rules.yaml has drifted from `probed rules`: regenerate it with "
         "PROBED_REGENERATE=1 pytest tests/deploy/test_helm_chart.py -k generates"
     )
+
+
+def test_chart_dashboards_are_the_bundled_ones() -> None:
+    """helm/probed/dashboards/ mirrors grafana/dashboards/ (what `probed dashboards` writes). To sync:
+    PROBED_REGENERATE=1 pytest tests/deploy/test_helm_chart.py -k dashboards_are"""
+    source = ROOT / "grafana" / "dashboards"
+    target = CHART / "dashboards"
+    if os.environ.get("PROBED_REGENERATE") == "1":
+        for stale in target.glob("*.json"):
+            stale.unlink()
+        for f in source.glob("*.json"):
+            shutil.copyfile(f, target / f.name)
+    want = {f.name: f.read_bytes() for f in source.glob("*.json")}
+    have = {f.name: f.read_bytes() for f in target.glob("*.json")}
+    assert have == want, (
+        "helm/probed/dashboards/ differs from grafana/dashboards/: sync it with "
+        "PROBED_REGENERATE=1 pytest tests/deploy/test_helm_chart.py -k dashboards_are"
+    )
+    maps = [c for c in by_kind(render()).get("ConfigMap", []) if "grafana_dashboard" in c["metadata"]["labels"]]
+    assert sorted(name for c in maps for name in c["data"]) == sorted(want)
