@@ -31,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "probed.output": {"probed.config", "probed.probes", "probed.runtime", "probed.slo"},
     "probed.run": {"probed.config", "probed.probes", "probed.runtime", "probed.slo", "probed.output"},
     "probed.demo": {"probed.run"},
-    "probed.cli": {"probed.config", "probed.runtime", "probed.slo", "probed.output", "probed.run", "probed.demo"},
+    "probed.generate": {"probed.config", "probed.probes", "probed.runtime", "probed.output"},
+    "probed.cli": {"probed.config", "probed.runtime", "probed.slo", "probed.output", "probed.run", "probed.demo",
+                   "probed.generate"},
 }
 
 

@@ -119,6 +119,22 @@ SLO_FAMILIES: tuple[Family, ...] = tuple(_own(*f) for f in (
 ))
 """Families per SLO, labelled `slo`, `service`, the SLO's and the global labels."""
 
+CLIENT_FAMILIES: tuple[Family, ...] = tuple(_own(*f) for f in (
+    ("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."),
+    ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."),
+    ("process_resident_memory_bytes", "gauge", "Resident memory size in bytes."),
+    ("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds."),
+    ("process_open_fds", "gauge", "Number of open file descriptors."),
+    ("process_max_fds", "gauge", "Maximum number of open file descriptors."),
+    ("python_gc_objects_collected_total", "counter", "Objects collected during gc", ("generation",)),
+    ("python_gc_objects_uncollectable_total", "counter", "Uncollectable objects found during GC", ("generation",)),
+    ("python_gc_collections_total", "counter", "Number of times this generation was collected", ("generation",)),
+    ("python_info", "gauge", "Python platform information",
+     ("implementation", "major", "minor", "patchlevel", "version")),
+))
+"""prometheus_client's process, GC and platform collectors (`probed.output.process`), after probed's own
+families; their help texts are the library's. Linux only for `process_*`, as in every exporter."""
+
 INFO_HELP = "Information about the last attempt (value is always 1)."
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from probed import __version__
 from probed.config.model import ProbeSpec
-from probed.output import catalog
+from probed.output import catalog, process
 from probed.probes import MetricAlias, ProbeKind, get_kind
 from probed.redact import redact
 from probed.runtime.daemon import Daemon, ReloadStatus
@@ -292,6 +292,7 @@ async def render_chunks(view: ExpositionView, now: float | None = None) -> Async
     if view.slos:
         yield _slo_metrics(view.slos, view.static_labels).encode()
     yield _self_metrics(view, len(view.states)).encode()
+    yield process.render()  # process_*, python_gc_*, python_info: prometheus_client's own collectors
 
 
 @functools.lru_cache(maxsize=64)
