@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import math
 
 from probed.config.model import Config
+from probed.config.slo import SloSpec
 from probed.output import catalog
 from probed.output.api import once_json
 from probed.probes import get_kind
 from probed.redact import redact
 from probed.result import ProbeResult
+from probed.slo.math import pages_after
+
+PAGE_BURN = 14.4
+"""The fast-burn page: 14.4x the budget's pace over 1 h (2% of a 30-day budget in one hour)."""
+MIN_FAILURES_TO_PAGE = 3
+"""Fewer failures than this in an hour paging someone is noise, not an incident."""
+MIN_INTERVAL_S = 0.1
 
 
 def check_report(config: Config) -> list[str]:
@@ -27,6 +36,42 @@ def check_report(config: Config) -> list[str]:
         estimate = get_kind(type_name).estimate
         if estimate is not None:
             lines.extend(estimate([s for s in config.probes if s.type == type_name]))
+    for slo in config.slos:
+        lines.extend(slo_check(config, slo))
+    return lines
+
+
+def failures_to_page(events_per_hour: float, objective: float) -> int:
+    """The fewest bad events in one hour that take the 1h burn rate over 14.4 (the page)."""
+    return math.floor(pages_after(events_per_hour, objective, PAGE_BURN) + 1e-9) + 1
+
+
+def slo_check(config: Config, slo: SloSpec) -> list[str]:
+    """What the SLO will see per hour, how many failures page, and a warning when one or two do."""
+    if slo.budgeting == "timeslices":
+        per_hour, unit = 60.0, "timeslices"
+    else:
+        per_hour, unit = sum(3600.0 / config.probe(n).interval for n in slo.probes), "events"
+    need = failures_to_page(per_hour, slo.objective)
+    bad = "bad timeslices" if unit == "timeslices" else "failed attempts"
+    lines = [f"slo {slo.name}: {per_hour:g} {unit} per hour; {need} {bad} within one hour page "
+             f"(burn rate over {PAGE_BURN:g}x at {slo.objective * 100:g}%)"]
+    if need >= MIN_FAILURES_TO_PAGE:
+        return lines
+    # pages_after(rate, objective) >= MIN - 1 makes MIN failures the fewest that page.
+    want = MIN_FAILURES_TO_PAGE - 1
+    objective = 1.0 - want / (PAGE_BURN * per_hour)
+    fixes = [f"an objective of at most {math.floor(objective * 10000) / 100:g}%"] if objective > 0 else []
+    if unit == "events":
+        factor = want / pages_after(per_hour, slo.objective, PAGE_BURN)
+        intervals = sorted({config.probe(n).interval for n in slo.probes})
+        if intervals[0] / factor >= MIN_INTERVAL_S:
+            new = ", ".join(f"{i:g}s -> {math.floor(i / factor * 10) / 10:g}s" for i in intervals)
+            fixes.insert(0, f"probing more often ({new}, {math.ceil(per_hour * factor)} events per hour)")
+    what = f"one {bad[:-1]}" if need == 1 else f"two {bad}"
+    lines.append(f"WARNING: slo {slo.name}: {what} in an hour would "
+                 f"page: too few {unit} for a {slo.objective * 100:g}% objective; "
+                 f"{MIN_FAILURES_TO_PAGE} or more need " + " or ".join(fixes))
     return lines
 
 

@@ -1,0 +1,208 @@
+"""The engine over real rings: attempts recorded at chosen wall times, results checked against
+tables computed by hand."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pytest
+
+from probed.config.model import Config
+from probed.result import ProbeResult, Reason
+from probed.runtime.probeset import parse_config
+from probed.runtime.state import ProbeState
+from probed.slo.engine import SloEngine, SloReport
+
+DAY = 86400.0
+NOW = datetime(2024, 3, 10, 12, 0, 30, tzinfo=UTC).timestamp()
+"""30 s into a minute and an hour: every window's edges fall between buckets."""
+
+
+def config(slos: str, probes: str = "") -> Config:
+    text = textwrap.dedent("""\
+        probes:
+          - {name: a, type: tcp, target: "127.0.0.1:1", interval: 10s, latency_threshold: 100ms}
+          - {name: b, type: tcp, target: "127.0.0.1:2", interval: 10s}
+        """) + textwrap.dedent(probes) + "slos:\n" + textwrap.indent(textwrap.dedent(slos), "  ")
+    return parse_config(text, "probes.yaml", {})
+
+
+def states_of(cfg: Config) -> dict[str, ProbeState]:
+    return {s.name: ProbeState.new(s) for s in cfg.probes}
+
+
+def record(state: ProbeState, at: float, ok: int, failed: int = 0, latency: float = 0.01) -> None:
+    for i in range(ok):
+        state.record(ProbeResult.ok(duration_s=latency), ts=at + i * 0.001)
+    for i in range(failed):
+        state.record(ProbeResult.fail(Reason.HTTP_STATUS, "HTTP 503", duration_s=latency), ts=at + 0.5 + i * 0.001)
+
+
+def evaluate(cfg: Config, states: Mapping[str, ProbeState], now: float = NOW, name: str | None = None) -> SloReport:
+    spec = cfg.slos[0] if name is None else next(s for s in cfg.slos if s.name == name)
+    return SloEngine().evaluate(spec, states, now)
+
+
+def totals(report: SloReport) -> dict[str, tuple[int, int]]:
+    return {label: (c.total, c.bad) for label, c in report.windows.items()}
+
+
+# (seconds before NOW, attempts, failures): one group per window, each only inside its own and longer ones
+ROLLING = [(10, 10, 1), (20 * 60, 10, 2), (50 * 60, 10, 0), (90 * 60, 10, 1), (5 * 3600, 10, 3),
+           (20 * 3600, 10, 0), (2 * DAY, 10, 5), (20 * DAY, 10, 10), (40 * DAY, 10, 10)]
+# cumulative (attempts, bad) per window, by hand; the 40-day-old group is outside every window
+ROLLING_TABLE = {"5m": (10, 1), "30m": (20, 3), "1h": (30, 3), "2h": (40, 4), "6h": (50, 7), "1d": (60, 7),
+                 "3d": (70, 12), "30d": (80, 22)}
+
+
+def test_every_window_of_a_rolling_slo_and_a_negative_budget() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 99}\n")
+    states = states_of(cfg)
+    for ago, attempts, failures in sorted(ROLLING, reverse=True):
+        record(states["b"], NOW - ago, attempts - failures, failures)
+    report = evaluate(cfg, states)
+    assert totals(report) == ROLLING_TABLE
+    assert report.sli("1h") == pytest.approx(27 / 30)
+    assert report.burn_rate("5m") == pytest.approx((1 / 10) / 0.01)
+    assert report.burn_rate("3d") == pytest.approx((12 / 70) / 0.01)
+    # 22 bad of 80 against a 1% budget: 27.5 budgets spent, 26.5 overspent, not clamped
+    assert report.budget_remaining == pytest.approx(1 - 27.5)
+    assert report.exhaustion_s == 0.0
+
+
+def test_seven_day_window_label_and_counts() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 99, window: 7d}\n")
+    states = states_of(cfg)
+    for ago, attempts, failures in sorted(ROLLING, reverse=True):
+        record(states["b"], NOW - ago, attempts - failures, failures)
+    report = evaluate(cfg, states)
+    assert report.spec.window_label == "7d"
+    assert totals(report)["7d"] == (70, 12)
+
+
+def test_exhaustion_at_the_one_hour_burn_rate() -> None:
+    cfg = config("- {name: s, probes: [a, b], objective: 99}\n")
+    states = states_of(cfg)
+    record(states["a"], NOW - 10 * DAY, 100)
+    record(states["b"], NOW - 30 * 60, 9, 1)
+    report = evaluate(cfg, states)
+    # window: 1 bad of 110 -> remaining 1 - (1/110)/0.01; 1h: 1 bad of 10 -> burn 10
+    remaining = 1 - (1 / 110) / 0.01
+    assert report.budget_remaining == pytest.approx(remaining)
+    assert report.burn_rate("1h") == pytest.approx(10.0)
+    assert report.exhaustion_s == pytest.approx(remaining * 30 * DAY / 10)
+
+
+def test_not_burning_is_infinite() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 99}\n")
+    states = states_of(cfg)
+    record(states["b"], NOW - 3 * DAY, 99, 1)
+    record(states["b"], NOW - 600, 50)
+    report = evaluate(cfg, states)
+    assert report.budget_remaining == pytest.approx(1 - (1 / 150) / 0.01)
+    assert report.exhaustion_s == math.inf
+
+
+def test_latency_sli_counts_fast_successes_only() -> None:
+    cfg = config("- {name: s, probes: [a], sli: latency, objective: 50}\n")
+    states = states_of(cfg)
+    record(states["a"], NOW - 60, 3, latency=0.05)  # fast
+    record(states["a"], NOW - 50, 2, latency=0.2)  # slow: bad for latency
+    record(states["a"], NOW - 40, 0, 1, latency=0.01)  # failed: bad
+    report = evaluate(cfg, states)
+    assert totals(report)["5m"] == (6, 3)
+    assert report.budget_remaining == pytest.approx(0.0)
+
+
+def test_no_data_at_all() -> None:
+    cfg = config("- {name: s, probes: [b]}\n")
+    report = evaluate(cfg, states_of(cfg))
+    assert report.budget_remaining is None and report.exhaustion_s is None and report.coverage == 0.0
+    assert report.sli("5m") is None
+
+
+def test_coverage_with_a_gap() -> None:
+    cfg = config("""\
+        - {name: month, probes: [b]}
+        - {name: week, probes: [b], window: 7d}
+        - {name: hour, probes: [b], window: 1h}
+        """)
+    states = states_of(cfg)
+    # hours now-9 .. now-6 and now-2 .. now have data; now-5 .. now-3 is a gap (probed was down)
+    for hours_ago in (9, 8, 7, 6, 2, 1, 0):
+        record(states["b"], NOW - hours_ago * 3600, 5)
+    # inside the last hour, minutes 0..44 have data, 45..59 (the current one included) none
+    for minute in range(15, 60):
+        record(states["b"], NOW - minute * 60, 1)
+    assert evaluate(cfg, states, name="month").coverage == pytest.approx(7 / 720)
+    assert evaluate(cfg, states, name="week").coverage == pytest.approx(7 / 168)
+    # the current minute (which has data: the record at NOW) counts; 15 empty minutes of 60 are missing
+    hour = evaluate(cfg, states, name="hour").coverage
+    assert hour == pytest.approx(46 / 60)
+
+
+def test_timeslices_count_bad_minutes_and_no_data_is_not_good() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 99, budgeting: timeslices, timeslice: {good_ratio: 0.9}}\n")
+    states = states_of(cfg)
+    minute = NOW - 30  # the start of the current minute
+    record(states["b"], minute - 60, 8, 2)  # 80% good: bad slice
+    record(states["b"], minute - 120, 9, 1)  # 90% good: good slice (reaches good_ratio)
+    # minute - 180: no attempt: no data
+    record(states["b"], minute - 240, 1)  # good
+    record(states["b"], minute + 1, 0, 5)  # the current minute is not complete: not counted yet
+    engine = SloEngine()
+    report = engine.evaluate(cfg.slos[0], states, NOW)
+    assert totals(report)["5m"] == (3, 1)
+    assert totals(report)["30d"] == (3, 1)
+    assert (report.events.good, report.events.bad) == (2, 1)
+    assert report.budget_remaining == pytest.approx(1 - (1 / 3) / 0.01)
+    # a minute later the then-complete minute is judged, once
+    report = engine.evaluate(cfg.slos[0], states, NOW + 60)
+    assert (report.events.good, report.events.bad) == (2, 2)
+    report = engine.evaluate(cfg.slos[0], states, NOW + 61)
+    assert (report.events.good, report.events.bad) == (2, 2)
+
+
+def at(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def test_calendar_month_rollover_starts_a_new_budget() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 80, calendar: month}\n")
+    states = states_of(cfg)
+    record(states["b"], at("2024-02-29T23:50:00"), 0, 1)  # leap day: last month
+    record(states["b"], at("2024-03-01T00:10:00"), 9, 1)
+    now = at("2024-03-01T00:30:00")
+    report = evaluate(cfg, states, now)
+    assert report.spec.window_label == "month"
+    assert totals(report)["month"] == (10, 1)  # February's failure is not in March's budget
+    assert totals(report)["1h"] == (11, 2)  # but the rolling 1h window spans the boundary
+    assert report.budget_remaining == pytest.approx(1 - 0.1 / 0.2)
+    # exhaustion over the whole month: 31 days of March
+    assert report.exhaustion_s == pytest.approx(0.5 * 31 * DAY / ((2 / 11) / 0.2))
+
+
+@pytest.mark.parametrize(("now", "days"), [("2024-02-20T06:00:00", 29), ("2023-02-20T06:00:00", 28)])
+def test_calendar_february_length_sets_exhaustion(now: str, days: int) -> None:
+    cfg = config("- {name: s, probes: [b], objective: 90, calendar: month}\n")
+    states = states_of(cfg)
+    t = at(now)
+    record(states["b"], t - 3 * DAY, 19, 1)  # Feb 17
+    record(states["b"], t - 600, 9, 1)
+    report = evaluate(cfg, states, t)
+    assert totals(report)["month"] == (30, 2)
+    remaining = 1 - (2 / 30) / 0.1
+    assert report.exhaustion_s == pytest.approx(remaining * days * DAY / ((1 / 10) / 0.1))
+
+
+def test_calendar_month_over_hour_buckets_starts_on_the_first() -> None:
+    cfg = config("- {name: s, probes: [b], objective: 90, calendar: month}\n")
+    states = states_of(cfg)
+    record(states["b"], at("2024-02-29T23:59:00"), 0, 3)  # before the month: excluded
+    record(states["b"], at("2024-03-01T00:00:00"), 4, 1)  # the first second of March: included
+    record(states["b"], at("2024-03-02T12:00:00"), 5)
+    report = evaluate(cfg, states, at("2024-03-03T00:30:00"))
+    assert totals(report)["month"] == (10, 1)
