@@ -90,3 +90,34 @@ probes:
 
     unknown = probed("once", "--config", str(config), "nope")
     assert unknown.returncode == 2 and "no probe named 'nope'" in unknown.stderr
+
+
+LOW_TRAFFIC = """\
+probes:
+  - {name: a, type: tcp, target: "127.0.0.1:1", interval: 60s}
+  - {name: b, type: tcp, target: "127.0.0.1:2", interval: 10s}
+slos:
+  - {name: low, probes: [a], objective: 99.9}
+  - {name: busy, probes: [a, b], objective: 99.5}
+  - {name: slices, probes: [b], objective: 99.9, budgeting: timeslices}
+"""
+
+
+def test_check_prints_per_slo_traffic_and_warns_when_one_failure_would_page(tmp_path: Path) -> None:
+    config = tmp_path / "slos.yaml"
+    config.write_text(LOW_TRAFFIC)
+    out = probed("check", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if "slo " in ln]
+    assert lines == [
+        "slo low: 60 events per hour; 1 failed attempts within one hour page (burn rate over 14.4x at 99.9%)",
+        # 14.4 * 0.001 * 60 = 0.864 expected failures: the first one pages. 3 need 2 / (14.4 * 0.001) = 139
+        # events per hour (one every 25.9 s), or a budget of 2 / (14.4 * 60) = 0.23%.
+        "WARNING: slo low: one failed attempt in an hour would page: too few events for a 99.9% objective; "
+        "3 or more need probing more often (60s -> 25.9s, 139 events per hour) or an objective of at most 99.76%",
+        # 360 + 60 = 420 events; 14.4 * 0.005 * 420 = 30.24: the 31st pages
+        "slo busy: 420 events per hour; 31 failed attempts within one hour page (burn rate over 14.4x at 99.5%)",
+        "slo slices: 60 timeslices per hour; 1 bad timeslices within one hour page (burn rate over 14.4x at 99.9%)",
+        "WARNING: slo slices: one bad timeslice in an hour would page: too few timeslices for a 99.9% objective; "
+        "3 or more need an objective of at most 99.76%",
+    ]
