@@ -14,9 +14,10 @@ from probed.demo import run_demo
 from probed.generate import dashboards, rules
 from probed.generate.rules import RuleOptions
 from probed.logs import setup_logging
-from probed.output.report import check_report, format_once
+from probed.output.report import check_report, format_once, shard_report
 from probed.run import DEFAULT_LISTEN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, print_config_error, run_async, run_once, serve
 from probed.runtime.probeset import load_config
+from probed.runtime.shard import from_environment, split
 from probed.slo.checkpoint import DEFAULT_INTERVAL_S, default_state_dir
 
 
@@ -44,12 +45,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", default=os.environ.get("PROBED_STATE_DIR", default_state_dir()),
                      help="where probe history and SLO budgets are checkpointed (env PROBED_STATE_DIR; "
                           "default $XDG_STATE_HOME/probed or ~/.local/state/probed; '' keeps none)")
+    run.add_argument("--shards", type=int, default=None,
+                     help="split the config across this many replicas (env PROBED_SHARDS; default 1)")
+    run.add_argument("--shard-index", type=int, default=None,
+                     help="this replica's shard, 0-based (env PROBED_SHARD_INDEX; default: the host name's "
+                          "ordinal, as in a StatefulSet: probed-2 -> 2)")
+    run.add_argument("--replicas-per-probe", type=int, default=None,
+                     help="run each probe on this many shards (env PROBED_REPLICAS_PER_PROBE; default 1)")
     run.add_argument("--checkpoint-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                      help=f"seconds between checkpoints (default {DEFAULT_INTERVAL_S:g})")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config and estimate its load")
     check.add_argument("--config", default="probes.yaml")
+    check.add_argument("--shards", type=int, default=1, help="also print how N shards would split the probes")
+    check.add_argument("--replicas-per-probe", type=int, default=1, help="with --shards: copies of each probe")
     check.set_defaults(func=cmd_check)
 
     once = sub.add_parser("once", help="run probes once and print the results")
@@ -86,8 +96,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        shard = from_environment(args.shards, args.shard_index, args.replicas_per_probe)
+    except ValueError as exc:
+        print(f"probed: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return run_async(lambda: serve(args.config, args.listen, state_dir=args.state_dir or None,
-                                   checkpoint_interval_s=args.checkpoint_interval))
+                                   checkpoint_interval_s=args.checkpoint_interval, shard=shard))
 
 
 # --------------------------------------------------------------------------- check
@@ -101,6 +116,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for line in check_report(config):
         print(line)
+    if args.shards > 1:
+        try:
+            parts = split(config, args.shards, args.replicas_per_probe)
+        except ValueError as exc:
+            print(f"probed: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        for line in shard_report(parts):
+            print(line)
     return EXIT_OK
 
 

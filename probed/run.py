@@ -22,6 +22,7 @@ from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
 from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import ProbeSet
+from probed.runtime.shard import Shard
 from probed.slo import checkpoint
 from probed.slo.engine import SloEngine
 
@@ -58,7 +59,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
                 stop_after: float = 0, state_dir: str | None = None,
-                checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S) -> int:
+                checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S, shard: Shard | None = None) -> int:
     """Run the daemon behind its web server until SIGTERM/SIGINT (or `stop_after` seconds).
 
     With `state_dir`, probe history and SLO state are restored from its checkpoint at start and
@@ -67,16 +68,16 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
     host, port = split_listen(listen)
     store = await checkpoint.Store.open(state_dir, config_path, checkpoint_interval_s) if state_dir else None
     try:
-        return await _serve(config_path, host, port, ready, stop_after, store)
+        return await _serve(config_path, host, port, ready, stop_after, store, shard)
     finally:
         if store is not None:
             store.close()
 
 
 async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], None] | None,
-                 stop_after: float, store: checkpoint.Store | None) -> int:
+                 stop_after: float, store: checkpoint.Store | None, shard: Shard | None) -> int:
     restorer = store.restorer if store is not None else None
-    daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None)
+    daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None, shard=shard)
     try:
         await daemon.start()
     except ConfigError as exc:

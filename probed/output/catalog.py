@@ -96,11 +96,14 @@ PROCESS_FAMILIES: tuple[Family, ...] = (
     _own("probed_scheduler_skipped_runs_total", "counter", "Runs skipped, all probes, by cause.", ("cause",)),
     _own("probed_event_loop_lag_seconds", "gauge", "Last measured event-loop lag."),
     _own("probed_event_loop_lag_max_seconds", "gauge", "Largest event-loop lag over the last minute."),
-    _own("probed_probes_configured", "gauge", "Probes in the running config."),
+    _own("probed_probes_configured", "gauge", "Probes in the running config file (all shards)."),
     _own("probed_config_last_reload_successful", "gauge", "Whether the last config load or reload succeeded."),
     _own("probed_config_last_reload_success_timestamp_seconds", "gauge",
          "Unix time of the last successful config load or reload."),
     _own("probed_build_info", "gauge", "probed's version and runtime (value is always 1).", ("version", "python")),
+    _own("probed_shard_info", "gauge", "Which shard of how many this process is (value is always 1).",
+         ("shard", "shards")),
+    _own("probed_shard_probes", "gauge", "Probes this shard runs (of probed_probes_configured in the file)."),
 )
 """Families about probed itself, one series set per process."""
 

@@ -30,6 +30,7 @@ from probed.redact import redact
 from probed.runtime.daemon import Daemon, ReloadStatus
 from probed.runtime.ring import QUANTILES
 from probed.runtime.scheduler import LATENESS_BUCKETS, SchedulerStats
+from probed.runtime.shard import UNSHARDED, Shard
 from probed.runtime.slicing import Slices
 from probed.runtime.state import SKIP_CAUSES, ProbeState
 from probed.runtime.windows import PERCENTILE_WINDOWS, Window
@@ -73,13 +74,15 @@ class ExpositionView:
     reload: ReloadStatus
     windows: tuple[Window, ...] = PERCENTILE_WINDOWS
     slos: Sequence[SloReport] = ()
+    shard: Shard = UNSHARDED
+    probes_in_file: int = 0
 
     @classmethod
     def of(cls, daemon: Daemon, engine: SloEngine | None = None) -> ExpositionView:
         assert daemon.scheduler is not None
         reports = [] if engine is None else [r for s in engine.specs if (r := engine.reports.get(s.name)) is not None]
         return cls(list(daemon.states.values()), daemon.static_labels, daemon.scheduler.stats,
-                   daemon.reload_status, slos=reports)
+                   daemon.reload_status, slos=reports, shard=daemon.shard, probes_in_file=daemon.probes_in_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,12 +383,14 @@ def _self_metrics(view: ExpositionView, probe_count: int) -> str:
             f'probed_scheduler_skipped_runs_total{{cause="{c}"}} {n}' for c, n in s.skipped.items()],
         "probed_event_loop_lag_seconds": [f"probed_event_loop_lag_seconds {num(s.loop_lag_s)}"],
         "probed_event_loop_lag_max_seconds": [f"probed_event_loop_lag_max_seconds {num(s.loop_lag_max_s)}"],
-        "probed_probes_configured": [f"probed_probes_configured {probe_count}"],
+        "probed_probes_configured": [f"probed_probes_configured {view.probes_in_file or probe_count}"],
         "probed_config_last_reload_successful": [
             f"probed_config_last_reload_successful {1 if view.reload.successful else 0}"],
         "probed_config_last_reload_success_timestamp_seconds": [
             f"probed_config_last_reload_success_timestamp_seconds {num(view.reload.last_success_ts)}"],
         "probed_build_info": [f'probed_build_info{{version="{__version__}",python="{platform.python_version()}"}} 1'],
+        "probed_shard_info": [f'probed_shard_info{{shard="{view.shard.index}",shards="{view.shard.count}"}} 1'],
+        "probed_shard_probes": [f"probed_shard_probes {probe_count}"],
     }
     out: list[str] = []
     for family in catalog.PROCESS_FAMILIES:

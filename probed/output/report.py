@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 
 from probed.config.model import Config
 from probed.config.slo import SloSpec
@@ -95,4 +96,15 @@ def format_once(config: Config, results: list[tuple[str, ProbeResult]], as_json:
         lines.extend("    " + e for e in extra.get(row[0], []))
     failed = sum(1 for _, r in results if not r.success)
     lines.append(f"{len(results) - failed} ok, {failed} failing")
+    return lines
+
+
+def shard_report(parts: Sequence[Config]) -> list[str]:
+    """How `probed check --shards N` shows the split: probes and probes/s per shard."""
+    rates = [sum(1.0 / s.interval for s in part.probes) for part in parts]
+    mean = sum(rates) / len(rates) if rates else 0.0
+    lines = [f"shards: {len(parts)}"]
+    for i, (part, rate) in enumerate(zip(parts, rates, strict=True)):
+        skew = f" ({rate / mean - 1:+.0%} vs the mean)" if mean else ""
+        lines.append(f"  shard {i}: {len(part.probes)} probes, {rate:.1f} probes/s{skew}, {len(part.slos)} SLOs")
     return lines

@@ -19,6 +19,7 @@ from probed.config.schema import ConfigError
 from probed.runtime import collector
 from probed.runtime.probeset import ProbeSet, load_config
 from probed.runtime.scheduler import Clock, Scheduler
+from probed.runtime.shard import UNSHARDED, Shard
 from probed.runtime.slicing import Slices
 from probed.runtime.state import ProbeState
 from probed.runtime.windows import PERCENTILE_WINDOWS
@@ -46,8 +47,11 @@ class ReloadOutcome:
 
 class Daemon:
     def __init__(self, config_path: str, clock: Clock | None = None,
-                 on_new_state: Callable[[ProbeState], object] | None = None) -> None:
+                 on_new_state: Callable[[ProbeState], object] | None = None, shard: Shard | None = None) -> None:
         self.config_path = config_path
+        self.shard = shard if shard is not None else UNSHARDED
+        self.probes_in_file = 0
+        """Which part of the config this process runs (all of it unless sharded)."""
         self._on_new_state = on_new_state
         """Called with each state made fresh, before its probe first runs (restores history)."""
         self.config: Config | None = None
@@ -63,8 +67,7 @@ class Daemon:
     # ---- start / stop
     async def start(self, config: Config | None = None) -> None:
         """Load the config (raising ConfigError if invalid) and start every probe."""
-        if config is None:
-            config = await asyncio.to_thread(load_config, self.config_path)
+        config = self._select(config) if config is not None else await asyncio.to_thread(self._load)
         self.scheduler = Scheduler(config.scheduler.max_concurrency, self._clock)
         self.scheduler.start_lag_monitor()
         with collector.paused():  # see probed/heap.py: one collection at the end, not dozens meanwhile
@@ -75,6 +78,14 @@ class Daemon:
         collector.settle()
         self.ready = True
         log.info("probed started with %d probes from %s", len(self.states), config.path)
+
+    def _load(self) -> Config:
+        """The config file, cut down to this shard's part."""
+        return self._select(load_config(self.config_path))
+
+    def _select(self, config: Config) -> Config:
+        self.probes_in_file = len(config.probes)
+        return self.shard.select(config)
 
     async def shutdown(self) -> None:
         self.ready = False
@@ -91,7 +102,7 @@ class Daemon:
     async def reload(self) -> ReloadOutcome:
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(load_config, self.config_path)
+                config = await asyncio.to_thread(self._load)
             except ConfigError as exc:
                 self.reload_status = ReloadStatus(False, self.reload_status.last_success_ts)
                 errors = [str(i) for i in exc.issues]
