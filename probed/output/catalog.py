@@ -175,3 +175,28 @@ def estimate_series(specs: Sequence[ProbeSpec]) -> int:
             per_type[spec.type] = series_per_probe(get_kind(spec.type))
     own = sum(len(LATENESS_BUCKETS) + 3 if f.type == "histogram" else 1 for f in PROCESS_FAMILIES)
     return sum(per_type[s.type] for s in specs) + own
+
+
+def reference_markdown() -> str:
+    """The docs' metric reference (docs/reference/metrics.md), made from this catalog."""
+
+    def row(f: Family) -> str:
+        labels = ", ".join(f"`{label}`" for label in f.labels if label != "le") or "&ndash;"
+        types = "all" if f.types is None else ", ".join(f.types)
+        return f"| `{f.name}` | {f.type} | {labels} | {types} | {f.help.replace('|', '&#124;')} |"
+
+    head = "| metric | type | labels | probe types | what |\n|---|---|---|---|---|"
+    per_probe = [f for f in all_families() if f.per_probe]
+    parts = [
+        "### Per probe\n\nEvery series also carries `probe`, `type`, the global `labels` and the probe's own.\n",
+        head, *(row(f) for f in per_probe),
+        "\n### Per SLO\n\nEvery series also carries `slo`, `service`, the global `labels` and the SLO's own.\n",
+        head, *(row(f) for f in SLO_FAMILIES),
+        "\n### probed itself\n",
+        head, *(row(f) for f in PROCESS_FAMILIES),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":  # python -m probed.output.catalog > the generated part of docs/reference/metrics.md
+    print(reference_markdown(), end="")
