@@ -1,10 +1,10 @@
 """Prometheus text exposition, rendered by hand from the probes' state at scrape time.
 
-prometheus_client's metric objects and `generate_latest` cost several microseconds per line and
-render on the event loop; at 10,000 probes x 40 series that is seconds of stalled probes. Here
+prometheus_client's metric objects and `generate_latest` cost microseconds per line and render
+on the event loop in one piece: with tens of thousands of probes, seconds of stalled probes. Here
 each probe's label set is escaped once, lines are formatted straight from the ring's counters,
-and rendering yields to the event loop every 2 ms of work so probes keep their schedule while a
-scrape renders; the body is streamed out in chunks. Percentiles come from a cache the daemon's
+and rendering yields to the event loop between slices of work (runtime/slicing.py) so probes
+keep their schedule while a scrape renders; the body is streamed out in chunks. Percentiles come from a cache the daemon's
 summarizer refreshes in small slices in the background (computing them for 10,000 probes at once
 would itself be a stall).
 
@@ -45,7 +45,7 @@ def escape(value: str) -> str:
 
 
 # Durations print as `{x:.6g}`: six significant digits (microseconds at the millisecond scale)
-# format about 3x faster than repr(), and durations are most of the floats a scrape prints.
+# format much faster than repr(), and durations are most of the floats a scrape prints.
 # Counters' sums and other values keep full precision (`num`).
 
 
@@ -270,8 +270,8 @@ async def render_chunks(view: ExpositionView, now: float | None = None) -> Async
     """The exposition body, family by family, in chunks of at most one slice of work each.
 
     Families are rendered one after the other over all probes, so a chunk can leave as soon as
-    it is made: the process holds one slice of the body at a time, not all 60 MB of a 10,000
-    probe scrape. Between slices the generator yields to the event loop.
+    it is made: the process holds one slice of the body at a time, never the whole body of a
+    large scrape. Between slices the generator yields to the event loop.
     """
     now = time.time() if now is None else now
     static = view.static_labels

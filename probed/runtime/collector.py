@@ -1,12 +1,12 @@
 """Keeping CPython's cyclic garbage collector off the probes' critical path.
 
 probed's heap is mostly long-lived: the config, one ring per probe, clients, botocore's models.
-CPython's full collections walk all of it, and with 1,000 HTTP probes at 3,000 attempts/s those
-generation-2 passes took 75-105 ms each, pushing scheduler lateness p99 to 39 ms. Building a
-10,000-probe config triggered the same passes over the growing heap: 1.5 s of a 2.5 s start-up.
-So: pause collection while a config is parsed and built, then collect once, `gc.freeze()` the
-survivors (they leave the collector's sight for good), and sweep the per-attempt garbage less
-often. Measured with bench.throughput --type http and bench.scale (see README, Performance).
+CPython's full collections walk all of it, finding nearly nothing, and every such pass holds the
+event loop: they were the scheduler's lateness tail, and building a large config triggered them
+over and over on the growing heap. So: pause collection while a config is parsed and built, then
+collect once, `gc.freeze()` the survivors (they leave the collector's sight for good), and sweep
+the per-attempt garbage less often. The figures are in docs/performance.md (bench.throughput,
+bench.scale).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Work in slices: the one loop shape for anything that walks every probe on the event loop.
 
-At 10,000 probes, one pass of tens of µs per probe (percentiles, a scrape, the API, an SLO
-evaluation) is most of a second: run on the loop in one piece it would delay every probe by that
-much. So such a pass checks the clock as it goes and yields to the loop every SLICE_S of work.
+With thousands of probes, one pass over all of them (percentiles, a scrape, the API, an SLO
+evaluation) takes long enough that, run on the loop in one piece, it would delay every probe by
+that much. So such a pass checks the clock as it goes and yields to the loop every SLICE_S of work.
 The clock is perf_counter, not loop.time(): uvloop's clock is cached per loop iteration and does
 not advance inside one step, so slicing on it would never yield.
 """
