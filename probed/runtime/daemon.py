@@ -50,8 +50,9 @@ class Daemon:
                  on_new_state: Callable[[ProbeState], object] | None = None, shard: Shard | None = None) -> None:
         self.config_path = config_path
         self.shard = shard if shard is not None else UNSHARDED
-        self.probes_in_file = 0
         """Which part of the config this process runs (all of it unless sharded)."""
+        self.probes_in_file = 0
+        """Probes in the whole file, every shard's."""
         self._on_new_state = on_new_state
         """Called with each state made fresh, before its probe first runs (restores history)."""
         self.config: Config | None = None
