@@ -63,12 +63,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     assert made.returncode == 0, made.stderr
     asked = run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
     purelib = Path(asked.stdout.strip())
-    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (purelib / "_probed_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     pip_install = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
                    "--no-deps", "--no-index", str(wheel)]
     done = run(pip_install, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+    # Only now the dependencies (pip would take a probed it sees there as already installed); the
+    # virtualenv's own site-packages stay first on sys.path, so `import probed` finds the wheel's.
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (purelib / "_probed_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
     yield Installed(wheel, venv, tmp)
 
 
