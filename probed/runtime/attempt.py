@@ -12,7 +12,7 @@ import logging
 import time
 
 from probed.probes import Probe
-from probed.probes.errors import classify
+from probed.probes.common.errors import classify
 from probed.result import ProbeResult, Reason
 
 log = logging.getLogger("probed.attempt")
