@@ -206,3 +206,11 @@ def test_calendar_month_over_hour_buckets_starts_on_the_first() -> None:
     record(states["b"], at("2024-03-02T12:00:00"), 5)
     report = evaluate(cfg, states, at("2024-03-03T00:30:00"))
     assert totals(report)["month"] == (10, 1)
+
+
+def test_coverage_does_not_count_the_just_begun_bucket_against() -> None:
+    cfg = config("- {name: hour, probes: [b], window: 1h}\n")
+    states = states_of(cfg)
+    for minute in range(1, 60):  # every minute of the last hour but the current one, which has just begun
+        record(states["b"], NOW - minute * 60, 1)
+    assert evaluate(cfg, states).coverage == 1.0
