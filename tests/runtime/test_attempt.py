@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from probed.probes.errors import classify
+from probed.probes.common.errors import classify
 from probed.result import ProbeResult, Reason
 from probed.runtime.attempt import run_attempt
 
