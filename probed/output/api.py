@@ -150,11 +150,11 @@ def worst_probe(spec: SloSpec, states: Mapping[str, ProbeState], now: float) -> 
     bad, attempts, name = best
     state = states[name]
     reason, count = _dominant_reason(state, spec, now)
-    last = state.last
+    last = state.last_failure
     last_failure = None
-    if last is not None and not last.success:
+    if last is not None:
         last_failure = {"reason": last.reason.value, "detail": redact(last.detail, state.secrets),
-                        "status_code": _status_code(last), "timestamp": state.last_ts}
+                        "status_code": _status_code(last), "timestamp": state.last_failure_ts}
     return {"name": name, "bad_events_1h": bad, "attempts_1h": attempts, "reason": reason,
             "reason_count": count, "last_failure": last_failure}
 

@@ -4,9 +4,9 @@ prometheus_client's metric objects and `generate_latest` cost microseconds per l
 on the event loop in one piece: with tens of thousands of probes, seconds of stalled probes. Here
 each probe's label set is escaped once, lines are formatted straight from the ring's counters,
 and rendering yields to the event loop between slices of work (runtime/slicing.py) so probes
-keep their schedule while a scrape renders; the body is streamed out in chunks. Percentiles come from a cache the daemon's
-summarizer refreshes in small slices in the background (computing them for 10,000 probes at once
-would itself be a stall).
+keep their schedule while a scrape renders; the body is streamed out in chunks. Percentiles come
+from a cache the daemon's summarizer refreshes in small slices in the background (computing them
+for every probe at once would itself be a stall).
 
 Metric names: blackbox_exporter's for the last attempt (`probe_success`, `probe_duration_seconds`,
 `probe_http_*`, ...) so existing dashboards and alerts work, and `probed_*` for everything else.

@@ -37,6 +37,9 @@ class ProbeState:
     last: ProbeResult | None = None
     last_ts: float = 0.0
     """Wall time (unix seconds) the last attempt finished."""
+    last_failure: ProbeResult | None = None
+    """The most recent failed attempt, kept when successes follow (what went wrong, for triage)."""
+    last_failure_ts: float = 0.0
     failures_by_reason: dict[Reason, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_CAUSES, 0))
     percentiles: PercentileCache = field(default_factory=PercentileCache)
@@ -65,6 +68,7 @@ class ProbeState:
         self.ring.record(ts, result.duration_s, REASON_CODES[result.reason])
         self.last, self.last_ts = result, ts
         if not result.success:
+            self.last_failure, self.last_failure_ts = result, ts
             self.failures_by_reason[result.reason] = self.failures_by_reason.get(result.reason, 0) + 1
             if result.error_code:
                 self.error_codes[result.error_code] = self.error_codes.get(result.error_code, 0) + 1

@@ -100,8 +100,26 @@ async def snapshot(states: Mapping[str, ProbeState], engine: SloEngine | None) -
     return snap
 
 
+def _result(result: ProbeResult | None, secrets: frozenset[str]) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "success": result.success, "reason": result.reason.value, "duration": result.duration_s,
+        "phases": dict(result.phases), "values": dict(result.values),
+        "info": {k: dict(v) for k, v in result.info.items()},
+        "detail": redact(result.detail, secrets), "error_code": result.error_code,
+    }
+
+
+def _restored_result(entry: dict[str, Any] | None) -> ProbeResult | None:
+    if entry is None or entry["reason"] not in _REASONS:
+        return None
+    return ProbeResult(entry["success"], Reason(entry["reason"]), entry["duration"], entry["phases"],
+                       entry["values"], entry["info"], entry["detail"], error_code=entry["error_code"])
+
+
 def _probe_header(state: ProbeState) -> dict[str, Any]:
-    ring, last = state.ring, state.last
+    ring = state.ring
     return {
         "name": state.spec.name, "key": ring_key(state.spec),
         "minutes_last": ring.minutes.last, "hours_last": ring.hours.last,
@@ -109,13 +127,8 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
         "hist": list(ring.hist_counts), "hist_sum": ring.hist_sum,
         "by_reason": {r.value: n for r, n in state.failures_by_reason.items()},
         "error_codes": dict(state.error_codes), "skipped": dict(state.skipped),
-        "last_ts": state.last_ts,
-        "last": None if last is None else {
-            "success": last.success, "reason": last.reason.value, "duration": last.duration_s,
-            "phases": dict(last.phases), "values": dict(last.values),
-            "info": {k: dict(v) for k, v in last.info.items()},
-            "detail": redact(last.detail, state.secrets), "error_code": last.error_code,
-        },
+        "last_ts": state.last_ts, "last": _result(state.last, state.secrets),
+        "last_failure_ts": state.last_failure_ts, "last_failure": _result(state.last_failure, state.secrets),
     }
 
 
@@ -216,11 +229,10 @@ class Restorer:
         state.failures_by_reason = {Reason(r): n for r, n in entry["by_reason"].items() if r in _REASONS}
         state.error_codes = dict(entry["error_codes"])
         state.skipped.update({k: v for k, v in entry["skipped"].items() if k in state.skipped})
-        last = entry["last"]
-        if last is not None and last["reason"] in _REASONS:
-            state.last = ProbeResult(last["success"], Reason(last["reason"]), last["duration"], last["phases"],
-                                     last["values"], last["info"], last["detail"], error_code=last["error_code"])
-            state.last_ts = entry["last_ts"]
+        state.last = _restored_result(entry["last"])
+        state.last_ts = entry["last_ts"] if state.last is not None else 0.0
+        state.last_failure = _restored_result(entry["last_failure"])
+        state.last_failure_ts = entry["last_failure_ts"] if state.last_failure is not None else 0.0
         self.restored += 1
         return True
 

@@ -150,4 +150,17 @@ def test_within_budget_says_so() -> None:
     states["api-health"].record(ProbeResult.ok(), ts=NOW - 5)
     body = slo_json(SloEngine().evaluate(config.slos[0], states, NOW), states, NOW)
     assert body["diagnosis"] == "within budget over 1h; most bad events from api-health: timeout"
-    assert body["worst_probe"]["last_failure"] is None  # the last attempt succeeded
+    # The last attempt succeeded; the last failure is still what went wrong, and when.
+    assert body["worst_probe"]["last_failure"] == {"reason": "timeout", "detail": "timed out", "status_code": None,
+                                                   "timestamp": NOW - 10}
+
+
+def test_a_flaky_probe_that_just_succeeded_still_names_its_failures_status_code() -> None:
+    config = parse_config(SLO_CONFIG, "probes.yaml", {})
+    states = {s.name: ProbeState.new(s) for s in config.probes}
+    flaky = states["api-checkout"]
+    for i in range(30):
+        flaky.record(ProbeResult.fail(Reason.HTTP_STATUS, "HTTP 503", values={"status_code": 503}), ts=NOW - 60 + i)
+        flaky.record(ProbeResult.ok(values={"status_code": 200}), ts=NOW - 30 + i)
+    body = slo_json(SloEngine().evaluate(config.slos[0], states, NOW), states, NOW)
+    assert body["diagnosis"] == "budget burning because api-checkout: http_status 503"

@@ -88,6 +88,7 @@ async def test_history_and_slo_state_come_back_after_a_restart(tmp_path: Path) -
             old.ring.successes_total, old.ring.failures_total, old.ring.fast_total)
         assert list(new.ring.hist_counts) == list(old.ring.hist_counts)
         assert new.last == old.last and new.last_ts == old.last_ts
+        assert new.last_failure == old.last_failure and new.last_failure_ts == old.last_failure_ts
     assert after["api"].failures_by_reason == {Reason.TIMEOUT: 108}
     for spec in cfg.slos:
         again = fresh.evaluate(spec, after, NOW)
