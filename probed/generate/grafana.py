@@ -182,12 +182,12 @@ def variable_json(v: Variable) -> dict[str, Any]:
                 "current": {}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1,
                 "regex": "", "skipUrlSync": False}
     if v.kind == "adhoc":
-        return {"name": v.name, "label": v.label, "type": "adhoc", "datasource": DATASOURCE, "filters": [],
+        return {"name": v.name, "label": v.label, "type": "adhoc", "datasource": DATASOURCE,
                 "hide": 0, "skipUrlSync": False}
     out: dict[str, Any] = {
         "name": v.name, "label": v.label, "type": "query", "datasource": DATASOURCE,
         "query": {"query": v.query, "refId": f"PrometheusVariableQueryEditor-{v.name}", "qryType": 1},
-        "definition": v.query, "current": {}, "hide": 0, "multi": v.multi, "includeAll": v.include_all,
+        "current": {}, "hide": 0, "multi": v.multi, "includeAll": v.include_all,
         "options": [], "refresh": 2, "regex": "", "sort": 1, "skipUrlSync": False,
     }
     if v.include_all:

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -58,3 +59,8 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+def groups_of_rules() -> list[dict[str, Any]]:
+    loaded: dict[str, list[dict[str, Any]]] = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return loaded["groups"]
