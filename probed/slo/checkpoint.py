@@ -35,6 +35,7 @@ from typing import Any
 from probed.config.model import ProbeSpec
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
+from probed.runtime import collector
 from probed.runtime.ring import Buckets
 from probed.runtime.slicing import Slices
 from probed.runtime.state import ProbeState
@@ -68,36 +69,44 @@ def default_state_dir() -> str:
 @dataclass
 class Snapshot:
     header: dict[str, Any] = field(default_factory=dict)
+    """What `read` returns: the parsed header."""
     blocks: list[bytes] = field(default_factory=list)
-    encoded: list[bytes] = field(default_factory=list)
-    """The probes' header entries, already JSON (encoded in slices on the loop, see `write`)."""
+    encoded: dict[str, list[bytes]] = field(default_factory=lambda: {"probes": [], "slos": []})
+    """What `snapshot` makes for `write`: the header's entries, already JSON."""
 
 
 async def snapshot(states: Mapping[str, ProbeState], engine: SloEngine | None) -> Snapshot:
     """Copy what a checkpoint keeps, a slice at a time (the copies are small; there are many).
 
-    Each probe's header entry is JSON-encoded here, in the slices: one json.dumps of 10,000
-    entries in the writer thread would hold the GIL, and so the event loop, for a tenth of a second.
+    Header entries are JSON-encoded here, in the slices: one json.dumps of every entry in the
+    writer thread would hold the GIL, and so the event loop, for the whole encoding. The
+    collector is paused meanwhile: every entry made here is freed by reference counting, and its
+    passes over them were most of what this held the loop for.
     """
-    snap = Snapshot({"written_at": time.time(), "probes": [], "slos": []})
+    snap = Snapshot({"written_at": time.time()})
     slices = Slices()
-    for state in list(states.values()):
-        snap.encoded.append(json.dumps(_probe_header(state), separators=(",", ":")).encode())
-        snap.blocks += [state.ring.minutes.block.tobytes(), state.ring.hours.block.tobytes()]
-        await slices.tick()
-    if engine is not None:
-        for spec in engine.specs:
-            counter = engine.counters.get(spec.name)
-            ledger = engine.ledgers.get(spec.name)
+    with collector.paused():
+        for state in list(states.values()):
+            snap.encoded["probes"].append(_json(_probe_header(state)))
+            snap.blocks += [state.ring.minutes.block.tobytes(), state.ring.hours.block.tobytes()]
+            await slices.tick()
+        for spec in engine.specs if engine is not None else ():
+            assert engine is not None
             entry: dict[str, Any] = {"name": spec.name}
+            counter, ledger = engine.counters.get(spec.name), engine.ledgers.get(spec.name)
             if counter is not None:
                 entry["counter"] = {"good": counter.good, "bad": counter.bad, "seen": counter.seen}
             if ledger is not None:
                 entry["ledger"] = {"last": ledger.hours.last, "last_minute": ledger.last_minute,
                                    "good": ledger.good_total, "bad": ledger.bad_total}
                 snap.blocks.append(ledger.hours.block.tobytes())
-            snap.header["slos"].append(entry)
+            snap.encoded["slos"].append(_json(entry))
+            await slices.tick()
     return snap
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _result(result: ProbeResult | None, secrets: frozenset[str]) -> dict[str, Any] | None:
@@ -134,8 +143,9 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
 
 def write(path: Path, snap: Snapshot) -> int:
     """Atomically replace the checkpoint at `path` (blocking: run it in a thread). Returns bytes."""
-    rest = json.dumps({k: v for k, v in snap.header.items() if k != "probes"}, separators=(",", ":")).encode()
-    header = b'{"probes":[' + b",".join(snap.encoded) + b"]," + rest[1:]
+    header = b"".join((b'{"written_at":', _json(snap.header["written_at"]),
+                       b',"probes":[', b",".join(snap.encoded["probes"]),
+                       b'],"slos":[', b",".join(snap.encoded["slos"]), b"]}"))
     tmp = path.with_name(path.name + ".tmp")
     size = _HEAD.size + len(header)
     # Block by block: zlib releases the GIL while it works, and the loop gets it back in between.
