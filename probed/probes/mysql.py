@@ -28,7 +28,7 @@ import aiomysql
 
 from probed.probes.common.deadline import Deadline
 from probed.probes.sql import sql_kind
-from probed.probes.sql.attempt import DbProbe, timed_out, transport_failure
+from probed.probes.sql.attempt import GARBLED, DbProbe, timed_out, transport_failure
 from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
 from probed.probes.sql.config import SqlProbeConfig
 from probed.probes.sql.tls import client_tls_context
@@ -201,9 +201,14 @@ class MysqlProbe(DbProbe):
             code, message = _code(exc), _message(exc)
             if code == _CR_CONN_HOST_ERROR and exc.__cause__ is not None:
                 return transport_failure(exc.__cause__, stage)
-            # A client-side code (2000-2999) before the session is ready: the server spoke something else.
-            fallback = Reason.PROTOCOL_ERROR if stage in ("connect", "auth") and code >= 2000 else Reason.QUERY_ERROR
+            # A client-side code (2000-2999), or none at all (PyMySQL's "Packet sequence number
+            # wrong"), before the session is ready: the server spoke something else.
+            handshake = stage in ("connect", "auth") and (code >= 2000 or code == 0)
+            fallback = Reason.PROTOCOL_ERROR if handshake else Reason.QUERY_ERROR
             return _REASONS_BY_CODE.get(code, fallback), f"{stage}: {message} (error {code})"
+        if stage in ("connect", "auth") and isinstance(exc, GARBLED):
+            # PyMySQL parsing a greeting that is not one (a short packet, bad UTF-8, an index past the end).
+            return Reason.PROTOCOL_ERROR, f"{stage}: not a MySQL server: {type(exc).__name__}: {exc}"
         return transport_failure(exc, stage)
 
 

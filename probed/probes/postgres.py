@@ -30,6 +30,7 @@ from probed.probes.sql import sql_kind
 from probed.probes.sql.attempt import DbProbe, timed_out, transport_failure
 from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
 from probed.probes.sql.config import SqlProbeConfig
+from probed.probes.sql.pgwire import WIRE_WATCH, WireWatch, install
 from probed.probes.sql.tls import client_tls_context
 from probed.result import ProbeResult, Reason
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
 SCHEMES = ("postgres", "postgresql")
 DEFAULT_PORT = 5432
+install()  # before any connection: see pgwire.py for the stall it prevents
 CLEANUP_TIMEOUT_S = 5.0
 """How long a connection abandoned mid-query may take to deliver its cancel request and close."""
 
@@ -92,14 +94,19 @@ class PostgresProbe(DbProbe):
         stage: str = "connect"
         conn: asyncpg.Connection | None = None
         graceful = True
+        wire = WireWatch()
         try:
             # asyncpg connects, negotiates TLS and authenticates in one call with no hook in
             # between, so `connect` includes authentication here (there is no `auth` phase).
             with attempt.phase("connect"):
-                conn = await asyncpg.connect(
-                    host=self.url.host, port=self.url.port, user=self.url.user, password=password,
-                    database=self.url.database, ssl=self._ssl_arg(), timeout=deadline.remaining(),
-                    statement_cache_size=0, server_settings=settings)
+                token = WIRE_WATCH.set(wire)
+                try:
+                    conn = await asyncpg.connect(
+                        host=self.url.host, port=self.url.port, user=self.url.user, password=password,
+                        database=self.url.database, ssl=self._ssl_arg(), timeout=deadline.remaining(),
+                        statement_cache_size=0, server_settings=settings)
+                finally:
+                    WIRE_WATCH.reset(token)
             record_sql_server(attempt, "postgresql", conn.get_settings().server_version.split(" ")[0], _is_tls(conn))
             stage = "query"
             with attempt.phase("query"):
@@ -122,6 +129,8 @@ class PostgresProbe(DbProbe):
             # after a timeout or a transport error it cannot.
             graceful = isinstance(exc, asyncpg.PostgresError)
             reason, detail = self._classify(exc, stage, deadline)
+            if wire.problem is not None:  # the guard cut the connection: that is the cause
+                reason, detail = Reason.PROTOCOL_ERROR, f"{stage}: {wire.problem}"
             if isinstance(exc, asyncpg.PostgresError):
                 attempt.facts["sqlstate"] = exc.sqlstate
             return attempt.fail(reason, detail)
@@ -143,6 +152,9 @@ class PostgresProbe(DbProbe):
             return timed_out(stage, deadline)
         if isinstance(exc, asyncpg.ConnectionDoesNotExistError):
             return Reason.CONNECTION_RESET, f"{stage}: the server closed the connection"
+        if isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc) and self.sslmode == "prefer":
+            # prefer accepts a "no": the server answered the TLS request with neither yes nor no.
+            return Reason.PROTOCOL_ERROR, f"{stage}: not a PostgreSQL server: it answered the TLS request with garbage"
         if isinstance(exc, ConnectionError) and "SSL" in str(exc):
             # "rejected SSL upgrade": the server does not do TLS but sslmode requires it.
             return Reason.TLS_HANDSHAKE, f"{stage}: server does not accept TLS (sslmode={self.sslmode})"

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from probed.config.schema import FieldError
 from probed.probes import MetricAlias, ProbeKind
 from probed.probes.common.deadline import Deadline
-from probed.probes.sql.attempt import Attempt, DbProbe, timed_out, transport_failure
+from probed.probes.sql.attempt import GARBLED, Attempt, DbProbe, timed_out, transport_failure
 from probed.probes.sql.checks import SQL_ALIASES
 from probed.probes.sql.credentials import PasswordOptions, check_password_sources
 from probed.probes.sql.url import DbUrl, parse_db_url
@@ -211,6 +211,9 @@ def _classify(exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, s
         if isinstance(cause, (OSError, EOFError)):  # refused, reset, TLS: the transport's own reason
             return transport_failure(cause, stage)
         return Reason.CONNECTION_RESET, f"{stage}: {exc}"
+    if isinstance(exc, (redis.exceptions.InvalidResponse, *GARBLED)):
+        # Bytes that are not RESP (a length of -5, an HTTP status line): not a Redis server.
+        return Reason.PROTOCOL_ERROR, f"{stage}: not a Redis server: {exc}"
     if isinstance(exc, redis.exceptions.ResponseError):
         if "DB index is out of range" in str(exc):
             return Reason.DATABASE_NOT_FOUND, f"{stage}: {exc}"

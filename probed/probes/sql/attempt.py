@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
 import time
 from collections.abc import Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -106,6 +107,10 @@ class Attempt:
             problems = sorted(self.problems, key=lambda p: _PRECEDENCE.index(p[0]) if p[0] in _PRECEDENCE else 99)
             return self.fail(problems[0][0], "; ".join(text for _, text in problems))
         return ProbeResult.ok(phases=self.phases, values=self.values, info=self.info, facts=self._facts())
+
+
+GARBLED: tuple[type[Exception], ...] = (ValueError, LookupError, struct.error)
+"""What drivers raise while parsing bytes that are not their protocol: a `protocol_error`, not a bug."""
 
 
 def timed_out(stage: str, deadline: Deadline) -> tuple[Reason, str]:
