@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     capacity = raw_capacity_for(args.interval)
     tracemalloc.start()
-    rings = [ProbeRing(capacity, 0.3) for _ in range(args.probes)]
+    rings = [ProbeRing(capacity, 0.3, interval_s=args.interval) for _ in range(args.probes)]
     mem_bytes, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 

@@ -52,12 +52,13 @@ def fill(state: ProbeState, now: float, rng: random.Random) -> None:
     """31 days of hours and 6 hours of minutes at one attempt per 30 s, a few failures."""
     ring = state.ring
     minute, hour = int(now) // 60, int(now) // 3600
-    attempts = array("H", [2] * MINUTE_SLOTS)
-    failures = array("H", [1 if rng.random() < 0.01 else 0 for _ in range(MINUTE_SLOTS)])
+    counters = ring.minutes.block.typecode
+    attempts = array(counters, [2] * MINUTE_SLOTS)
+    failures = array(counters, [1 if rng.random() < 0.01 else 0 for _ in range(MINUTE_SLOTS)])
     ring.minutes.block[:] = attempts + failures + attempts
     ring.minutes.last = minute
-    h_attempts = array("H", [120] * HOUR_SLOTS)
-    h_failures = array("H", [rng.randrange(3) for _ in range(HOUR_SLOTS)])
+    h_attempts = array(ring.hours.block.typecode, [120] * HOUR_SLOTS)
+    h_failures = array(ring.hours.block.typecode, [rng.randrange(3) for _ in range(HOUR_SLOTS)])
     ring.hours.block[:] = h_attempts + h_failures + h_attempts
     ring.hours.last = hour
     ring.successes_total, ring.failures_total = 89_000, 1_000

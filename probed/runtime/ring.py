@@ -75,11 +75,20 @@ class Samples:
     reasons: npt.NDArray[np.uint8]
 
 
+def counter_type(width_s: int, interval_s: float) -> str:
+    """The narrowest array typecode that holds a bucket's count at this interval (with slack for
+    a late or retried run): one byte for most probes, two for frequent ones."""
+    most = math.ceil(width_s / max(interval_s, 0.01)) + 2
+    return "B" if most <= 0xFF else "H"
+
+
 class Buckets:
     """A circular block of counters, one slot per time bucket: attempts, failures, fast.
 
-    One `array('H')` holds the three rows back to back ([attempts | failures | fast], `size` each):
-    one object per tier instead of three, and the block is what a checkpoint writes as it is.
+    One array holds the three rows back to back ([attempts | failures | fast], `size` each): one
+    object per tier instead of three, and the block is what a checkpoint writes as it is. Counters
+    are as narrow as the probe's interval allows (`counter_type`): a probe every 30 s needs one
+    byte per minute and per hour, a probe every 100 ms two.
     The writer tracks the newest bucket it has written (`last`); moving into a new bucket clears
     the slots skipped since, so a slot always holds exactly one bucket and no per-slot tag is
     needed: the valid buckets are the `size` ones ending at `last`.
@@ -87,11 +96,10 @@ class Buckets:
 
     __slots__ = ("block", "last", "size", "width")
 
-    def __init__(self, size: int, width_s: int) -> None:
+    def __init__(self, size: int, width_s: int, typecode: str = "H") -> None:
         self.size, self.width = size, width_s
         self.last = -(2**62)
-        # uint16 counts suffice: at the 100 ms minimum interval an hour holds 36,000 attempts.
-        self.block = array("H", bytes(6 * size))
+        self.block = array(typecode, bytes(3 * size * array(typecode).itemsize))
 
     def add(self, ts: float, failed: bool, fast: bool) -> None:
         bucket = int(ts) // self.width
@@ -117,7 +125,7 @@ class Buckets:
             slot = bucket % size
             block[slot] = block[size + slot] = block[2 * size + slot] = 0
         elif bucket - self.last >= size:  # a first record, or a gap longer than the span
-            block[:] = array("H", bytes(6 * size))
+            block[:] = array(block.typecode, bytes(3 * size * block.itemsize))
         else:
             for b in range(self.last + 1, bucket + 1):
                 slot = b % size
@@ -133,7 +141,8 @@ class Buckets:
         if n <= 0 or last < first:
             return out
         idx = np.arange(first, last + 1) % self.size
-        out[:, first - lo:last - lo + 1] = np.frombuffer(self.block, dtype=np.uint16).reshape(3, self.size)[:, idx]
+        counts = np.frombuffer(self.block, dtype=np.uint8 if self.block.typecode == "B" else np.uint16)
+        out[:, first - lo:last - lo + 1] = counts.reshape(3, self.size)[:, idx]
         return out
 
     def window(self, now: float, window_s: float) -> WindowCounts:
@@ -157,15 +166,18 @@ class ProbeRing:
     )
 
     def __init__(self, capacity: int, latency_threshold_s: float,
-                 buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
+                 buckets: Sequence[float] = DEFAULT_BUCKETS, interval_s: float = 0.1) -> None:
+        """`interval_s` sizes the bucket counters (the default, the shortest interval, is widest)."""
         self.capacity = capacity
         self.latency_threshold_s = latency_threshold_s
         self._ts = array("d", [0.0]) * capacity
-        self._lat = array("d", [0.0]) * capacity
+        # Latencies in single precision: a float32 keeps 7 significant digits, sub-microsecond at
+        # any duration an attempt can have, in half the memory.
+        self._lat = array("f", [0.0]) * capacity
         self._reason = array("B", [0]) * capacity
         self.written = 0
-        self.minutes = Buckets(MINUTE_SLOTS, 60)
-        self.hours = Buckets(HOUR_SLOTS, 3600)
+        self.minutes = Buckets(MINUTE_SLOTS, 60, counter_type(60, interval_s))
+        self.hours = Buckets(HOUR_SLOTS, 3600, counter_type(3600, interval_s))
         self.successes_total = 0
         self.failures_total = 0
         self.fast_total = 0
@@ -204,7 +216,7 @@ class ProbeRing:
         before = self.written
         count = min(before, self.capacity)
         ts = self._ordered(self._ts, np.float64, before, count)
-        lat = self._ordered(self._lat, np.float64, before, count)
+        lat = self._ordered(self._lat, np.float32, before, count).astype(np.float64)
         rs = self._ordered(self._reason, np.uint8, before, count)
         # Drop what the writer may have overwritten while we copied: every slot it published since,
         # plus, when the ring is full, the oldest slot, which it may be writing right now unpublished.

@@ -51,7 +51,7 @@ class ProbeState:
     @classmethod
     def new(cls, spec: ProbeSpec, secrets: frozenset[str] = frozenset()) -> ProbeState:
         threshold = spec.latency_threshold if spec.latency_threshold is not None else spec.timeout
-        return cls(spec, ProbeRing(raw_capacity_for(spec.interval), threshold), secrets)
+        return cls(spec, ProbeRing(raw_capacity_for(spec.interval), threshold, interval_s=spec.interval), secrets)
 
     def adopt(self, spec: ProbeSpec, secrets: frozenset[str]) -> ProbeState:
         """The same probe after a reload: keep history and counters, take the new spec."""

@@ -36,7 +36,7 @@ from probed.config.model import ProbeSpec
 from probed.redact import redact
 from probed.result import ProbeResult, Reason
 from probed.runtime import collector
-from probed.runtime.ring import Buckets
+from probed.runtime.ring import HOUR_SLOTS, MINUTE_SLOTS, Buckets
 from probed.runtime.slicing import Slices
 from probed.runtime.state import ProbeState
 from probed.slo.engine import EventCounter, SliceLedger, SloEngine
@@ -132,6 +132,7 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
     return {
         "name": state.spec.name, "key": ring_key(state.spec),
         "minutes_last": ring.minutes.last, "hours_last": ring.hours.last,
+        "counters": [ring.minutes.block.typecode, ring.hours.block.typecode],
         "successes": ring.successes_total, "failures": ring.failures_total, "fast": ring.fast_total,
         "hist": list(ring.hist_counts), "hist_sum": ring.hist_sum,
         "by_reason": {r.value: n for r, n in state.failures_by_reason.items()},
@@ -198,8 +199,11 @@ def read(path: Path) -> Snapshot:
 
 
 def _split(header: dict[str, Any], body: bytes) -> list[bytes]:
-    minutes, hours = len(Buckets(360, 60).block.tobytes()), len(Buckets(744, 3600).block.tobytes())
-    sizes = [minutes, hours] * len(header.get("probes", ())) + [hours for s in header.get("slos", ()) if "ledger" in s]
+    sizes = []
+    for entry in header.get("probes", ()):
+        minutes, hours = entry["counters"]
+        sizes += [3 * MINUTE_SLOTS * array(minutes).itemsize, 3 * HOUR_SLOTS * array(hours).itemsize]
+    sizes += [3 * HOUR_SLOTS * array("H").itemsize for s in header.get("slos", ()) if "ledger" in s]
     if sum(sizes) != len(body):
         raise CheckpointError(f"corrupt: {len(body)} bytes of buckets where {sum(sizes)} were expected")
     blocks, pos = [], 0
@@ -227,9 +231,10 @@ class Restorer:
             return False
         entry, minutes, hours = found
         ring = state.ring
-        ring.minutes.block[:] = array("H", minutes)
+        minutes_type, hours_type = entry["counters"]
+        _fill(ring.minutes, array(minutes_type, minutes))
         ring.minutes.last = entry["minutes_last"]
-        ring.hours.block[:] = array("H", hours)
+        _fill(ring.hours, array(hours_type, hours))
         ring.hours.last = entry["hours_last"]
         ring.successes_total, ring.failures_total = entry["successes"], entry["failures"]
         ring.fast_total = entry["fast"]
@@ -260,6 +265,15 @@ class Restorer:
 
 
 _REASONS = {r.value for r in Reason}
+
+
+def _fill(tier: Buckets, counts: array[int]) -> None:
+    """Copy checkpointed counters into a tier, widening or saturating if its width changed."""
+    if counts.typecode == tier.block.typecode:
+        tier.block[:] = counts
+    else:
+        most = (1 << (8 * tier.block.itemsize)) - 1
+        tier.block[:] = array(tier.block.typecode, (min(c, most) for c in counts))
 
 
 def prepare(path: Path) -> tuple[Restorer | None, int | None]:

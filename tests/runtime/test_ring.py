@@ -121,3 +121,23 @@ def test_a_reader_in_another_thread_never_sees_torn_or_unordered_samples() -> No
         stop.set()
         t.join()
     assert problems == []
+
+
+@pytest.mark.parametrize(("interval", "minutes", "hours"), [(30.0, "B", "B"), (1.0, "B", "H"), (0.1, "H", "H")])
+def test_bucket_counters_are_as_narrow_as_the_interval_allows(interval: float, minutes: str, hours: str) -> None:
+    ring = ProbeRing(raw_capacity_for(interval), 1.0, interval_s=interval)
+    assert (ring.minutes.block.typecode, ring.hours.block.typecode) == (minutes, hours)
+    # The busiest bucket the interval allows still counts exactly.
+    start = 1_700_000_040.0  # a minute boundary
+    per_minute = int(60 / interval)
+    for i in range(per_minute):
+        ring.record(start + i * interval, 0.01, 0)
+    assert ring.window_counts(start + 59.9, 60).attempts == per_minute
+
+
+def test_a_bucket_pushed_past_its_width_saturates_instead_of_failing_the_record() -> None:
+    ring = ProbeRing(64, 1.0, interval_s=30.0)  # one-byte counters
+    for _ in range(300):  # a clock stuck inside one minute
+        ring.record(1_700_000_040.0, 0.01, 0)
+    assert ring.window_counts(1_700_000_040.0, 60).attempts == 255
+    assert ring.successes_total == 300

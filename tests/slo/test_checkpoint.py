@@ -258,3 +258,16 @@ slos:
     assert value(after, "probed_probes_total", result="failure") >= failures
     assert value(after, "probed_slo_events_total", result="bad") >= bad
     assert proc.returncode == 0
+
+
+def test_counters_restore_across_a_change_of_width() -> None:
+    from array import array
+
+    from probed.runtime.ring import Buckets
+
+    narrow = Buckets(4, 60, "B")
+    checkpoint._fill(narrow, array("H", [1, 300, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    assert list(narrow.block) == [1, 255, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    wide = Buckets(4, 60, "H")
+    checkpoint._fill(wide, array("B", [7] * 12))
+    assert list(wide.block) == [7] * 12
