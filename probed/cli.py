@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start local demo targets and probe them")
     demo.add_argument("--listen", default=DEFAULT_LISTEN)
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (default: run until Ctrl-C)")
+    demo.add_argument("--write-config", metavar="FILE", help="write the demo's config to FILE and keep it")
     demo.set_defaults(func=cmd_demo)
 
     rules_p = sub.add_parser("rules", help="write Prometheus rules: SLO recordings, burn-rate and operational alerts")
@@ -151,7 +152,7 @@ def cmd_once(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return run_async(lambda: run_demo(args.listen, args.seconds))
+    return run_async(lambda: run_demo(args.listen, args.seconds, args.write_config))
 
 
 # --------------------------------------------------------------------------- rules, dashboards

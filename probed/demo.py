@@ -99,14 +99,27 @@ def closed_port() -> int:
     return port
 
 
-async def run_demo(listen: str, seconds: float = 0) -> int:
+NEXT_STEPS = """
+probed demo stopped. Next: your own probes.
+  {where}
+  Replace the demo targets with yours (every probe type: docs/probes/), then:
+    probed check --config my-probes.yaml        # validate, see the load and the SLOs' paging thresholds
+    probed once  --config my-probes.yaml        # run every probe once, now
+    probed run   --config my-probes.yaml        # the daemon; point Prometheus at /metrics (docs/running.md)
+"""
+
+
+async def run_demo(listen: str, seconds: float = 0, write_config: str | None = None) -> int:
+    """Serve the demo targets and probe them. With `write_config`, the demo's config is written
+    there and kept (the best starting point for one's own); otherwise it lives in a temporary
+    directory for the demo's lifetime."""
     runner = web.AppRunner(demo_app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     with tempfile.TemporaryDirectory(prefix="probed-demo-") as tmp:
-        config = Path(tmp) / "demo.yaml"
+        config = Path(write_config) if write_config else Path(tmp) / "demo.yaml"
         config.write_text(DEMO_CONFIG.format(port=port, closed_port=closed_port()))
 
         def banner(url: str) -> None:
@@ -119,3 +132,6 @@ async def run_demo(listen: str, seconds: float = 0) -> int:
             return await serve(str(config), listen, ready=banner, stop_after=seconds)
         finally:
             await runner.cleanup()
+            where = (f"The demo's config is in {config}: copy it (cp {config} my-probes.yaml)." if write_config
+                     else "Keep the demo's config with: probed demo --write-config my-probes.yaml")
+            print(NEXT_STEPS.format(where=where), file=sys.stderr, flush=True)
