@@ -65,7 +65,9 @@ probes:
         in lines
     assert f"{bad}:9:5: probes[1].intervl: unknown key 'intervl' (did you mean 'interval'?)" in lines
     assert any(line.startswith(f"{bad}:11:11: probes[2].type: unknown probe type 'nope'") for line in lines)
-    assert lines[-1] == "3 error(s)"
+    # The duplicate name too, although both probes have errors of their own: one pass, not two.
+    assert f'{bad}:6:11: probes[1].name: duplicate probe name "a" (first at line 2)' in lines
+    assert lines[-1] == "4 error(s)"
 
 
 def test_once_runs_probes_and_exits_by_outcome(tmp_path: Path, listener: tuple[str, str]) -> None:
@@ -121,3 +123,15 @@ def test_check_prints_per_slo_traffic_and_warns_when_one_failure_would_page(tmp_
         "WARNING: slo slices: one bad timeslice in an hour would page: too few timeslices for a 99.9% objective; "
         "3 or more need an objective of at most 99.76%",
     ]
+
+
+def test_demo_writes_its_config_for_keeps_and_ends_with_the_next_steps(tmp_path: Path) -> None:
+    from tests.peers.net import free_port
+
+    kept = tmp_path / "my-probes.yaml"
+    done = probed("demo", "--seconds", "2", "--listen", f"127.0.0.1:{free_port()}", "--write-config", str(kept))
+    assert done.returncode == 0, done.stderr
+    assert f"from {kept}" in done.stderr and "Next: your own probes." in done.stderr
+    assert "probed check --config my-probes.yaml" in done.stderr
+    check = probed("check", "--config", str(kept))
+    assert check.returncode == 0 and "7 probes" in check.stdout, check.stdout + check.stderr
