@@ -3,6 +3,9 @@
 `ProbeState.record()` is the end of the hot path: it writes the ring (O(1)), keeps the last
 result for the blackbox-style gauges, counts failures by reason and logs state *changes* only
 (ok -> failing, failing -> ok, a different failure reason), never every attempt.
+
+State-change lines are rate-limited per probe (`ChangeLog`): a target that flaps, or a garbage
+server that alternates between two reasons, would otherwise write a line per attempt.
 """
 
 from __future__ import annotations
@@ -20,6 +23,57 @@ from probed.runtime.windows import Window
 log = logging.getLogger("probed.probe")
 
 SKIP_CAUSES = ("overrun", "concurrency_limit")
+
+LOG_BURST = 5
+"""State-change lines a probe may log back to back (an outage and its recovery are 2)."""
+LOG_REFILL_S = 60.0
+"""After the burst, one more line per this many seconds; changes in between are counted."""
+
+
+class ChangeLog:
+    """A token bucket for one probe's state-change lines, with a count of what it held back.
+
+    Every kind of change is bounded the same way (ok -> failing, failing -> ok and a new
+    failure reason alike): a flapping probe flips between ok and failing as fast as a garbage
+    server flips between reasons. Nothing is lost silently: the next line logged says how
+    many changes were not, and once changes stop, the next attempt that finds a token logs
+    the state the probe settled in, so the last line of a probe is never a stale state.
+    """
+
+    __slots__ = ("at", "reasons", "since", "suppressed", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = float(LOG_BURST)
+        self.at = 0.0
+        self.suppressed = 0
+        self.since = 0.0
+        self.reasons: dict[str, int] = {}
+
+    def allow(self, ts: float) -> bool:
+        """Takes a token if there is one (refilled for the time since the last call)."""
+        if self.at:
+            self.tokens = min(float(LOG_BURST), self.tokens + max(ts - self.at, 0.0) / LOG_REFILL_S)
+        self.at = ts
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def hold(self, result: ProbeResult, ts: float) -> None:
+        if not self.suppressed:
+            self.since = ts
+        self.suppressed += 1
+        self.reasons[result.reason.value] = self.reasons.get(result.reason.value, 0) + 1
+
+    def summary(self, ts: float) -> str:
+        """' [N changes not logged in the last Ns: reason xN, ...]', and forgets them; '' if none."""
+        if not self.suppressed:
+            return ""
+        counts = ", ".join(f"{reason} x{n}" for reason, n in sorted(self.reasons.items(), key=lambda kv: -kv[1]))
+        text = (f" [{self.suppressed} more change{'s' if self.suppressed > 1 else ''} not logged in the last "
+                f"{max(ts - self.since, 0.0):.0f}s: {counts}]")
+        self.suppressed, self.reasons = 0, {}
+        return text
 
 
 @dataclass
@@ -47,6 +101,8 @@ class ProbeState:
     """Failed attempts by the peer's error code (`ProbeResult.error_code`: a bounded set)."""
     exposition_cache: object = None
     """The exposition's rendered label set for this spec; it checks the spec it was made for."""
+    change_log: ChangeLog = field(default_factory=ChangeLog, repr=False, compare=False)
+    """Rate limit of this probe's state-change lines (see ChangeLog)."""
 
     @classmethod
     def new(cls, spec: ProbeSpec, secrets: frozenset[str] = frozenset()) -> ProbeState:
@@ -73,25 +129,40 @@ class ProbeState:
             if result.error_code:
                 self.error_codes[result.error_code] = self.error_codes.get(result.error_code, 0) + 1
         if previous is None or previous.reason is not result.reason:
-            self._log_change(previous, result)
+            self._log_change(previous, result, ts)
+        elif self.change_log.suppressed:
+            self._log_settled(result, ts)
 
     def refresh_percentiles(self, windows: tuple[Window, ...], now: float) -> None:
         cache = self.percentiles
         cache.values = self.ring.percentiles(now, [seconds for _, seconds in windows])
         cache.written, cache.computed_at = self.ring.written, now
 
-    def _log_change(self, previous: ProbeResult | None, result: ProbeResult) -> None:
+    def _log_change(self, previous: ProbeResult | None, result: ProbeResult, ts: float) -> None:
+        limiter = self.change_log
+        if not limiter.allow(ts):
+            limiter.hold(result, ts)
+            return
+        held = limiter.summary(ts)
         if previous is None and result.success:
-            log.info("probe %s: ok", self.spec.name, extra={"probe": self.spec.name, "state": "ok"})
+            log.info("probe %s: ok%s", self.spec.name, held, extra={"probe": self.spec.name, "state": "ok"})
             return
         before = "starting" if previous is None else ("ok" if previous.success else "failing")
+        self._emit(f"{before} -> ", result, held)
+
+    def _log_settled(self, result: ProbeResult, ts: float) -> None:
+        """Changes were held back and have stopped: say where the probe settled, once a token allows."""
+        limiter = self.change_log
+        if limiter.allow(ts):
+            self._emit("still ", result, limiter.summary(ts))
+
+    def _emit(self, prefix: str, result: ProbeResult, held: str) -> None:
         after = "ok" if result.success else "failing"
-        extra = {"probe": self.spec.name, "state": after, "reason": result.reason.value}
+        extra: dict[str, object] = {"probe": self.spec.name, "state": after, "reason": result.reason.value}
         if result.success:
-            log.info("probe %s: %s -> ok", self.spec.name, before, extra=extra)
+            log.info("probe %s: %sok%s", self.spec.name, prefix, held, extra=extra)
         else:
             detail = redact(result.detail, self.secrets)
             extra["detail"] = detail
-            level = logging.WARNING
-            log.log(level, "probe %s: %s -> failing (%s): %s", self.spec.name, before,
-                    result.reason.value, detail, extra=extra)
+            log.warning("probe %s: %sfailing (%s): %s%s", self.spec.name, prefix, result.reason.value, detail, held,
+                        extra=extra)
