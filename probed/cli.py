@@ -14,6 +14,7 @@ from probed.demo import run_demo
 from probed.generate import dashboards, rules
 from probed.generate.rules import RuleOptions
 from probed.logs import setup_logging
+from probed.output.connections import WebLimits
 from probed.output.report import check_report, format_once, shard_report
 from probed.run import DEFAULT_LISTEN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, print_config_error, run_async, run_once, serve
 from probed.runtime.probeset import load_config
@@ -54,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="run each probe on this many shards (env PROBED_REPLICAS_PER_PROBE; default 1)")
     run.add_argument("--checkpoint-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                      help=f"seconds between checkpoints (default {DEFAULT_INTERVAL_S:g})")
+    run.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="FILE",
+                     help="exporter-toolkit web config: TLS and basic auth, the file every Prometheus exporter reads")
+    run.add_argument("--web.max-connections", dest="web_max_connections", type=_positive_int,
+                     default=WebLimits.max_connections, metavar="N",
+                     help="connections the web port holds at once, at most a quarter of the open-file limit "
+                          "(default %(default)s)")
+    run.add_argument("--web.header-timeout", dest="web_header_timeout", type=_positive_float,
+                     default=WebLimits.header_timeout_s, metavar="SECONDS",
+                     help="a new connection must send a complete request head within this (default %(default)s)")
+    run.add_argument("--web.idle-timeout", dest="web_idle_timeout", type=_positive_float,
+                     default=WebLimits.idle_timeout_s, metavar="SECONDS",
+                     help="close keep-alive connections idle this long (default %(default)s)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config and estimate its load")
@@ -96,14 +109,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         shard = from_environment(args.shards, args.shard_index, args.replicas_per_probe)
     except ValueError as exc:
         print(f"probed: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    limits = WebLimits(args.web_max_connections, args.web_header_timeout, args.web_idle_timeout)
     return run_async(lambda: serve(args.config, args.listen, state_dir=args.state_dir or None,
-                                   checkpoint_interval_s=args.checkpoint_interval, shard=shard))
+                                   checkpoint_interval_s=args.checkpoint_interval, shard=shard,
+                                   web_config_file=args.web_config_file, limits=limits))
 
 
 # --------------------------------------------------------------------------- check

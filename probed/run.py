@@ -17,7 +17,10 @@ from aiohttp import web
 
 from probed.config.model import Config
 from probed.config.schema import ConfigError
+from probed.output.connections import GuardedSite, WebLimits, connection_cap, raise_fd_limit
 from probed.output.web import make_app
+from probed.output.webconfig import WebConfig, WebConfigError, load_web_config
+from probed.output.webstats import WebStats
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
 from probed.runtime.daemon import Daemon
@@ -59,23 +62,34 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
                 stop_after: float = 0, state_dir: str | None = None,
-                checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S, shard: Shard | None = None) -> int:
+                checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S, shard: Shard | None = None,
+                web_config_file: str | None = None, limits: WebLimits | None = None) -> int:
     """Run the daemon behind its web server until SIGTERM/SIGINT (or `stop_after` seconds).
 
     With `state_dir`, probe history and SLO state are restored from its checkpoint at start and
-    written back every `checkpoint_interval_s` and at shutdown.
+    written back every `checkpoint_interval_s` and at shutdown. `web_config_file`: exporter-toolkit's
+    web config (TLS, basic auth); `limits`: the web port's connection cap and timeouts.
     """
     host, port = split_listen(listen)
+    limits = limits or WebLimits()
+    try:
+        web_config = load_web_config(web_config_file) if web_config_file else None
+    except WebConfigError as exc:
+        print(f"probed: --web.config.file: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    fd_limit = raise_fd_limit()  # before probes or clients take any: every probe needs descriptors
     store = await checkpoint.Store.open(state_dir, config_path, checkpoint_interval_s) if state_dir else None
     try:
-        return await _serve(config_path, host, port, ready, stop_after, store, shard)
+        return await _serve(config_path, host, port, ready, stop_after, store, shard, web_config,
+                            limits, connection_cap(limits, fd_limit))
     finally:
         if store is not None:
             store.close()
 
 
 async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], None] | None,
-                 stop_after: float, store: checkpoint.Store | None, shard: Shard | None) -> int:
+                 stop_after: float, store: checkpoint.Store | None, shard: Shard | None,
+                 web_config: WebConfig | None, limits: WebLimits, cap: int) -> int:
     restorer = store.restorer if store is not None else None
     daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None, shard=shard)
     try:
@@ -91,18 +105,17 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
                                  name="slo-engine")]
     if store is not None and store.checkpointer is not None:
         tasks.append(asyncio.create_task(store.checkpointer.loop(daemon.states, slos), name="checkpoint"))
-    runner = web.AppRunner(make_app(daemon, slos), access_log=None, handle_signals=False)
-    await runner.setup()
     loop = asyncio.get_running_loop()
+    runner: web.AppRunner | None = None
     try:
         try:
-            await web.TCPSite(runner, host, port).start()
+            runner, site = await start_web(daemon, slos, host, port, web_config, limits, cap)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
             return EXIT_FAILED
-        log.info("serving on http://%s:%d/ (metrics at /metrics)", host, port)
+        log.info("serving on %s/ (metrics at /metrics; at most %d connections)", site.name, cap)
         if ready is not None:
-            ready(f"http://{host}:{port}")
+            ready(site.name)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -117,13 +130,32 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
+        if runner is not None:
+            await runner.cleanup()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await daemon.shutdown()
         if store is not None and store.checkpointer is not None:
             await store.checkpointer.save(daemon.states, slos)
+
+
+async def start_web(daemon: Daemon, slos: SloEngine | None, host: str, port: int, web_config: WebConfig | None,
+                    limits: WebLimits, cap: int) -> tuple[web.AppRunner, GuardedSite]:
+    """The web server in front of a started daemon: routes, request guard, connection guard. The
+    caller cleans the runner up."""
+    stats = WebStats()
+    app = make_app(daemon, slos, web_config=web_config, listen_host=host, stats=stats)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s)
+    await runner.setup()
+    site = GuardedSite(runner, host, port, limits=limits, cap=cap, stats=stats,
+                       ssl_context=web_config.ssl_context if web_config else None)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, site
 
 
 async def run_once(config: Config, names: list[str]) -> list[tuple[str, ProbeResult]]:

@@ -104,6 +104,16 @@ PROCESS_FAMILIES: tuple[Family, ...] = (
     _own("probed_shard_info", "gauge", "Which shard of how many this process is (value is always 1).",
          ("shard", "shards")),
     _own("probed_shard_probes", "gauge", "Probes this shard runs (of probed_probes_configured in the file)."),
+    _own("probed_web_connections", "gauge", "Connections open on the web port."),
+    _own("probed_web_connections_refused_total", "counter",
+         "Connections closed when accepted: the web port's connection cap was reached."),
+    _own("probed_web_connections_timed_out_total", "counter",
+         "Connections dropped: no complete request head within the header timeout."),
+    _own("probed_web_requests_refused_total", "counter",
+         "Requests refused, by cause (host: DNS rebinding, cross_site, unauthorized).", ("cause",)),
+    _own("probed_scrapes_total", "counter", "/metrics requests served."),
+    _own("probed_scrape_renders_total", "counter",
+         "/metrics bodies rendered: concurrent scrapes share one, so fewer than probed_scrapes_total."),
 )
 """Families about probed itself, one series set per process."""
 

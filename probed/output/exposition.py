@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from probed import __version__
 from probed.config.model import ProbeSpec
 from probed.output import catalog, process
+from probed.output.webstats import REFUSAL_CAUSES, WebStats
 from probed.probes import MetricAlias, ProbeKind, get_kind
 from probed.redact import redact
 from probed.runtime.daemon import Daemon, ReloadStatus
@@ -76,13 +77,15 @@ class ExpositionView:
     slos: Sequence[SloReport] = ()
     shard: Shard = UNSHARDED
     probes_in_file: int = 0
+    web: WebStats | None = None
 
     @classmethod
-    def of(cls, daemon: Daemon, engine: SloEngine | None = None) -> ExpositionView:
+    def of(cls, daemon: Daemon, engine: SloEngine | None = None, web: WebStats | None = None) -> ExpositionView:
         assert daemon.scheduler is not None
         reports = [] if engine is None else [r for s in engine.specs if (r := engine.reports.get(s.name)) is not None]
         return cls(list(daemon.states.values()), daemon.static_labels, daemon.scheduler.stats,
-                   daemon.reload_status, slos=reports, shard=daemon.shard, probes_in_file=daemon.probes_in_file)
+                   daemon.reload_status, slos=reports, shard=daemon.shard, probes_in_file=daemon.probes_in_file,
+                   web=web)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +377,7 @@ def _slo_metrics(reports: Sequence[SloReport], static: Mapping[str, str]) -> str
 def _self_metrics(view: ExpositionView, probe_count: int) -> str:
     """probed's own families, help and type from the catalog, samples from the view."""
     s = view.stats
+    web = view.web if view.web is not None else WebStats()
     lateness: list[str] = []
     _histogram(lateness, "probed_scheduler_lateness_seconds", "", LATENESS_BUCKETS, s.lateness_counts, s.lateness_sum)
     samples: dict[str, list[str]] = {
@@ -391,6 +395,15 @@ def _self_metrics(view: ExpositionView, probe_count: int) -> str:
         "probed_build_info": [f'probed_build_info{{version="{__version__}",python="{platform.python_version()}"}} 1'],
         "probed_shard_info": [f'probed_shard_info{{shard="{view.shard.index}",shards="{view.shard.count}"}} 1'],
         "probed_shard_probes": [f"probed_shard_probes {probe_count}"],
+        "probed_web_connections": [f"probed_web_connections {web.connections_open}"],
+        "probed_web_connections_refused_total": [
+            f"probed_web_connections_refused_total {web.connections_refused_total}"],
+        "probed_web_connections_timed_out_total": [
+            f"probed_web_connections_timed_out_total {web.connections_timed_out_total}"],
+        "probed_web_requests_refused_total": [
+            f'probed_web_requests_refused_total{{cause="{c}"}} {web.requests_refused[c]}' for c in REFUSAL_CAUSES],
+        "probed_scrapes_total": [f"probed_scrapes_total {web.scrapes_total}"],
+        "probed_scrape_renders_total": [f"probed_scrape_renders_total {web.renders_total}"],
     }
     out: list[str] = []
     for family in catalog.PROCESS_FAMILIES:

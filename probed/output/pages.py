@@ -26,6 +26,14 @@ from probed.slo.engine import SloEngine
 PAGE_BURN_WINDOWS = ("5m", "1h", "6h", "3d")
 """The burn rates the page shows (the API has them all)."""
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                               "form-action 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+"""Sent with every HTML page: nothing is loaded, run or submitted, and no other site may frame it (the
+inline CSS is the one exception). Should an escape ever be missed, an injected script still cannot run."""
+
 
 # --------------------------------------------------------------------------- burn-down
 

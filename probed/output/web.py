@@ -1,28 +1,86 @@
 """The HTTP face of the daemon: /metrics, health, reload, the JSON API and the status page (routes only:
-the page's HTML is in pages.py)."""
+the page's HTML is in pages.py).
+
+Every request passes one guard first (`_guard`): on a loopback listener only local Host names are
+served (a DNS-rebinding page would otherwise reach the daemon through the browser), basic auth when
+the web config file asks for it, and state-changing requests (POST /-/reload) only from the daemon's
+own origin or from tools that send no Origin at all (curl, sidecar reloaders). Every response says
+`nosniff`; HTML pages also carry pages.PAGE_HEADERS.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from aiohttp import web
+from yarl import URL
 
 from probed.output import pages
 from probed.output.api import probe_json, slo_json
-from probed.output.exposition import CONTENT_TYPE, ExpositionView, render_chunks
+from probed.output.exposition import CONTENT_TYPE, ExpositionView
+from probed.output.scrapes import Scrapes
+from probed.output.webconfig import BasicAuth, WebConfig
+from probed.output.webstats import WebStats
 from probed.runtime.daemon import Daemon
 from probed.runtime.slicing import sliced_map
 from probed.slo.engine import SloEngine
 
+log = logging.getLogger("probed")
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    hosts: frozenset[str] | None
+    """Host names served; None: any (a listener others reach by many names)."""
+    auth: BasicAuth | None
+    headers: Mapping[str, str]
+    """The web config file's http_server_config.headers, over the defaults."""
+
+
 DAEMON_KEY = web.AppKey("daemon", Daemon)
 SLOS_KEY = web.AppKey("slos", SloEngine)
+STATS_KEY = web.AppKey("web_stats", WebStats)
+SCRAPES_KEY = web.AppKey("scrapes", Scrapes)
+POLICY_KEY = web.AppKey("policy", Policy)
 
 
-def make_app(daemon: Daemon, slos: SloEngine | None = None) -> web.Application:
-    app = web.Application()
+def is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebConfig | None = None,
+             listen_host: str | None = None, stats: WebStats | None = None) -> web.Application:
+    """The routes. `listen_host`: the address served on; when it is a loopback one, foreign Host
+    headers are refused. `stats`: the counters the connection guard shares (a fresh set if None)."""
+    app = web.Application(middlewares=[_guard])
     app[DAEMON_KEY] = daemon
     app[SLOS_KEY] = slos if slos is not None else SloEngine()
+    app[STATS_KEY] = stats = stats if stats is not None else WebStats()
+    app[SCRAPES_KEY] = scrapes = Scrapes(lambda: ExpositionView.of(daemon, app[SLOS_KEY], stats), stats)
+    hosts = None
+    if listen_host is not None and is_loopback(listen_host):
+        hosts = LOCAL_HOSTS | {_bare_host(listen_host)}
+    app[POLICY_KEY] = Policy(hosts, web_config.auth() if web_config else None,
+                             web_config.headers if web_config else {})
+    app.on_response_prepare.append(_security_headers)
+
+    async def close_scrapes(app: web.Application) -> None:
+        await scrapes.close()
+
+    app.on_cleanup.append(close_scrapes)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/-/healthy", healthy)
     app.router.add_get("/-/ready", ready)
@@ -35,14 +93,102 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None) -> web.Application:
     return app
 
 
+# --------------------------------------------------------------------------- the guard
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    policy, stats = request.app[POLICY_KEY], request.app[STATS_KEY]
+    if policy.hosts is not None:
+        host = request.headers.get("Host")
+        if host is not None and _bare_host(host) not in policy.hosts:
+            stats.requests_refused["host"] += 1
+            log.debug("refused %s %s: Host %r is not a local name", request.method, request.path, host)
+            raise web.HTTPForbidden(text="probed: this address serves only localhost, 127.0.0.1, [::1] "
+                                         "and its listen address in the Host header\n")
+    if policy.auth is not None and not await policy.auth.check(request.headers.get("Authorization")):
+        stats.requests_refused["unauthorized"] += 1
+        raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="probed", charset="UTF-8"'},
+                                   text="probed: unauthorized\n")
+    if request.method not in SAFE_METHODS and _cross_site(request):
+        stats.requests_refused["cross_site"] += 1
+        log.debug("refused cross-site %s %s (Origin %r, Sec-Fetch-Site %r)", request.method, request.path,
+                  request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"))
+        raise web.HTTPForbidden(text="probed: cross-site requests cannot change the daemon "
+                                     "(POST from its own origin, or without an Origin, as curl does)\n")
+    return await handler(request)
+
+
+def _cross_site(request: web.Request) -> bool:
+    """A browser says where a request comes from; tools like curl say nothing, and are let through."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site.lower() not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    try:
+        url = URL(origin)
+        own = URL.build(scheme=url.scheme, authority=request.headers.get("Host", ""))
+    except ValueError:
+        return True
+    if not url.scheme or not url.host:  # "null": a sandboxed page, a file: or data: URL
+        return True
+    return (url.host.lower().rstrip("."), url.port) != ((own.host or "").lower().rstrip("."), own.port)
+
+
+def _bare_host(host: str) -> str:
+    """'[::1]:9470' -> '::1', 'LocalHost.:80' -> 'localhost', '127.0.0.1' -> '127.0.0.1'."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        host = name
+    return host.rstrip(".")
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type == "text/html":
+        response.headers.update(pages.PAGE_HEADERS)
+    response.headers.update(request.app[POLICY_KEY].headers)
+
+
+# --------------------------------------------------------------------------- routes
+
+
 async def metrics(request: web.Request) -> web.StreamResponse:
-    # Rendered in slices and streamed: a 10,000-probe body never sits on the loop in one piece.
-    response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE})
+    # Concurrent scrapes share one render (scrapes.py); the body is streamed as it is made.
+    gzip = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    body = request.app[SCRAPES_KEY].join(gzip)
+    headers = {"Content-Type": CONTENT_TYPE, "Vary": "Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    response = web.StreamResponse(headers=headers)
     await response.prepare(request)
-    async for chunk in render_chunks(ExpositionView.of(request.app[DAEMON_KEY], request.app[SLOS_KEY])):
+    async for chunk in body.as_gzip() if gzip else body.as_text():
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    for part in accept_encoding.split(","):
+        name, _, params = part.partition(";")
+        if name.strip().lower() in ("gzip", "x-gzip"):
+            for param in params.split(";"):
+                key, _, value = param.partition("=")
+                if key.strip().lower() == "q":
+                    try:
+                        return float(value) > 0
+                    except ValueError:
+                        return False
+            return True
+    return False
 
 
 async def healthy(request: web.Request) -> web.Response:
