@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from probed.redact import remember
+
 if TYPE_CHECKING:
     from probed.config.model import ProbeSpec
     from probed.result import ProbeResult
@@ -76,6 +78,11 @@ class ProbeContext:
     secrets: frozenset[str] = frozenset()
     shared: dict[str, Any] = field(default_factory=dict)
     """Kind name -> the object its `shared()` made; closed by the daemon on shutdown/reload."""
+
+    def __post_init__(self) -> None:
+        # Every probe is built with the config's secrets, so this is where the process learns
+        # them: the log handler masks them in third-party records too (see probed/logs.py).
+        remember(self.secrets)
 
 
 # Order is the order in docs and error messages.

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import gzip
 import socket
 import ssl
 import struct
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,17 @@ from probed.runtime.probeset import parse_config
 from tests.peers.net import HOST, closed_port
 
 CHUNK = 16 * 1024
+
+
+def _bomb_block() -> bytes:
+    """16 MiB of zeros as 16 KB of raw deflate, ending in a full flush: the compressor starts
+    afresh after it, so the same bytes repeated are one valid stream of N x 16 MiB."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(bytes(16 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+
+
+BOMB_BLOCK = _bomb_block()
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 # --------------------------------------------------------------------------- building probes
@@ -148,6 +161,34 @@ def behaviour_app(state: dict[str, Any]) -> web.Application:
                 state["huge_bytes_sent"] += len(block)
         return response
 
+    async def gzip_bomb(request: web.Request) -> web.StreamResponse:
+        """One gzip member of 16 GiB of zeros (16 MB on the wire), as fast as the client reads."""
+        response = web.StreamResponse(headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            await response.write(GZIP_HEADER)
+            for _ in range(1024):
+                await response.write(BOMB_BLOCK)
+                state["bomb_blocks_sent"] = state.get("bomb_blocks_sent", 0) + 1
+            await response.write(b"\x03\x00" + bytes(8))  # an empty final block, a (wrong) CRC and size
+        return response
+
+    async def gzipped(request: web.Request) -> web.Response:
+        """A small JSON body, gzip-compressed, as `members` gzip members (RFC 1952 allows several)."""
+        members = int(request.query.get("members", "1"))
+        text = b'{"status": "ok", "pad": "' + b"x" * 100_000 + b'"}'
+        step = -(-len(text) // members)
+        body = b"".join(gzip.compress(text[i:i + step]) for i in range(0, len(text), step))
+        coding = request.query.get("coding", "gzip")
+        if coding == "deflate":
+            body = zlib.compress(text)
+        elif coding == "raw-deflate":
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+            body, coding = compressor.compress(text) + compressor.flush(), "deflate"
+        elif coding == "broken":
+            body, coding = b"\x1f\x8b\x08\x00not gzip at all", "gzip"
+        return web.Response(body=body, headers={"Content-Encoding": coding, "Content-Type": "application/json"})
+
     async def truncated(request: web.Request) -> web.StreamResponse:
         """Promises 1000 bytes, sends 10, hangs up: a backend that died mid-response."""
         response = web.StreamResponse(headers={"Content-Length": "1000"})
@@ -192,6 +233,8 @@ def behaviour_app(state: dict[str, Any]) -> web.Application:
     app.router.add_get("/drip", drip)
     app.router.add_get("/huge", huge)
     app.router.add_get("/truncated", truncated)
+    app.router.add_get("/gzip-bomb", gzip_bomb)
+    app.router.add_get("/gzipped", gzipped)
     app.router.add_get("/redirect/{n}", redirect)
     app.router.add_get("/redirect-loop", redirect_loop)
     app.router.add_get("/redirect-to", redirect_to)

@@ -1,14 +1,66 @@
-"""The HTTP probe's checks on what came back: header regexps, body regexps, JSON fields."""
+"""The HTTP probe's checks on what came back: header regexps, body regexps, JSON fields.
+
+The body checks are generators that yield between bounded pieces of work (`body.in_steps`
+drives them, checking the attempt's deadline between pieces): a huge body or a huge `equals`
+value cannot hold the loop. Values quoted in details are redacted, then clipped, both sides.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Generator, Iterable
 from typing import Any
 
 from probed.probes.http.config import UNSET, JsonCheck
+from probed.redact import excerpt
+
+SHOWN = 80
+"""Characters of a value quoted in a detail."""
+NODES_PER_STEP = 4096
+"""JSON nodes compared between two yields."""
+_ENCODER = json.JSONEncoder()
 
 
-def check_json(document: Any, check: JsonCheck) -> str:
+def shown_json(value: Any, secrets: Iterable[str]) -> str:
+    """`value` as JSON, redacted and clipped, without serializing more of it than is shown."""
+    parts: list[str] = []
+    size = 0
+    for part in _ENCODER.iterencode(value):  # lazy: a 70 MB value costs only its first pieces
+        parts.append(part)
+        size += len(part)
+        if size > 4 * SHOWN + 1024:  # enough for excerpt() to redact a secret crossing the cut
+            break
+    return excerpt("".join(parts), secrets, SHOWN)
+
+
+def check_body(text: str, must_not: Iterable[re.Pattern[str]], must: Iterable[re.Pattern[str]],
+               json_checks: Iterable[JsonCheck], secrets: Iterable[str]) -> Generator[None, None, str]:
+    """The body checks in order; the problem found, or "". One regexp search (or the JSON parse)
+    is one step: Python's `re` and `json` cannot be interrupted inside a call."""
+    for pattern in must_not:
+        yield
+        if pattern.search(text):
+            return f"body matches /{pattern.pattern}/"
+    for pattern in must:
+        yield
+        if not pattern.search(text):
+            return f"body does not match /{pattern.pattern}/"
+    checks = tuple(json_checks)
+    if checks:
+        yield
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            return f'body is not JSON: "{excerpt(text, secrets, SHOWN)}"'
+        for check in checks:
+            problem = yield from check_json(document, check, secrets)
+            if problem:
+                return problem
+    return ""
+
+
+def check_json(document: Any, check: JsonCheck, secrets: Iterable[str] = ()) -> Generator[None, None, str]:
     node = document
     for key in check.keys:
         if isinstance(node, dict) and str(key) in node:
@@ -19,21 +71,39 @@ def check_json(document: Any, check: JsonCheck) -> str:
             node = node[int(key)]
         else:
             return f"body_json: {check.path} is missing"
-    if check.equals is not UNSET and not _json_equal(node, check.equals):
-        return f"body_json: {check.path} is {clip(json.dumps(node))}, expected {json.dumps(check.equals)}"
+    if check.equals is not UNSET and not (yield from json_equal(node, check.equals)):
+        return f"body_json: {check.path} is {shown_json(node, secrets)}, expected {shown_json(check.equals, secrets)}"
     if check.matches is not None:
+        yield
         text = node if isinstance(node, str) else json.dumps(node)
         if not check.matches.search(text):
-            return f"body_json: {check.path} is {clip(json.dumps(node))}, does not match /{check.matches.pattern}/"
+            return f"body_json: {check.path} is {shown_json(node, secrets)}, does not match /{check.matches.pattern}/"
     return ""
 
 
-def _json_equal(actual: Any, expected: Any) -> bool:
-    # JSON true is not 1: Python's True == 1 must not make `equals: 1` accept `true`.
-    if isinstance(actual, bool) != isinstance(expected, bool):
-        return False
-    return bool(actual == expected)
+def json_equal(actual: Any, expected: Any) -> Generator[None, None, bool]:
+    """JSON equality, iteratively (no recursion limit), yielding every NODES_PER_STEP nodes.
 
-
-def clip(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
+    JSON true is not 1 at any depth: Python's True == 1 must not make `equals: 1` accept `true`."""
+    stack = [(actual, expected)]
+    visited = 0
+    while stack:
+        a, e = stack.pop()
+        visited += 1
+        if visited % NODES_PER_STEP == 0:
+            yield
+        if a is e and not isinstance(a, (dict, list)):
+            continue
+        if isinstance(a, bool) != isinstance(e, bool):
+            return False
+        if isinstance(a, dict):
+            if not isinstance(e, dict) or a.keys() != e.keys():
+                return False
+            stack.extend((a[k], e[k]) for k in a)
+        elif isinstance(a, list):
+            if not isinstance(e, (list, tuple)) or len(a) != len(e):
+                return False
+            stack.extend(zip(a, e, strict=True))
+        elif isinstance(e, (dict, list, tuple)) or a != e:
+            return False
+    return True

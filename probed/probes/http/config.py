@@ -110,9 +110,13 @@ class HttpSettings:
             raise FieldError("max_body_bytes", "must be at least 1 byte")
         if self.fail_if_slower_than is not None and self.fail_if_slower_than <= 0:
             raise FieldError("fail_if_slower_than", "must be greater than 0")
-        for name in self.headers:
+        for name, value in self.headers.items():
             if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
                 raise FieldError("headers", f'invalid header name "{name}"')
+            if any(c in value for c in "\r\n\0"):
+                # The value is a secret: say where the problem is, never what the value is.
+                raise FieldError("headers", f'the value of header "{name}" contains a line break or NUL '
+                                 "(CR, LF and NUL cannot be sent in a header; check the variable it comes from)")
 
 
 def validate_target(target: str, _settings: Any) -> None:

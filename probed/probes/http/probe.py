@@ -11,8 +11,8 @@ the header, body and JSON checks in checks.py; this module is the attempt itself
 
 from __future__ import annotations
 
+import base64
 import functools
-import json
 import ssl
 import time
 from time import perf_counter
@@ -31,13 +31,15 @@ from probed.probes.common.certs import (
     judge,
     read_chain,
 )
+from probed.probes.common.deadline import Deadline
 from probed.probes.common.errors import classify
 from probed.probes.common.net import FAMILIES
 from probed.probes.common.tls import TLS_WATCHER, client_context
-from probed.probes.http.checks import check_json, clip
+from probed.probes.http.body import BadEncoding, Body, OutOfTime, in_steps, read_body
+from probed.probes.http.checks import SHOWN, check_body
 from probed.probes.http.config import HttpSettings
 from probed.probes.http.session import SessionPool, Timing
-from probed.redact import redact
+from probed.redact import excerpt, redact, remember
 from probed.result import ProbeResult, Reason
 
 
@@ -56,10 +58,11 @@ class HttpProbe:
 
     def __init__(self, spec: ProbeSpec, ctx: ProbeContext) -> None:
         s: HttpSettings = spec.settings if spec.settings is not None else HttpSettings()
-        self._secrets = ctx.secrets
-        self._url = URL(spec.target)
+        self._url, self._headers, derived = _credentials(URL(spec.target), dict(s.headers))
+        self._secrets = ctx.secrets | derived
+        remember(derived)
+        self._timeout = spec.timeout
         self._method = s.method.upper()
-        self._headers = dict(s.headers)
         self._data = s.body.encode() if s.body is not None else None
         self._follow = s.follow_redirects
         # aiohttp fails when the redirect count *reaches* its limit; ours is the number allowed.
@@ -100,6 +103,7 @@ class HttpProbe:
             session = self._session = (pool.keepalive_session(self._family) if self._keepalive
                                         else pool.session(self._family))
         timing = Timing(perf_counter())
+        deadline = Deadline(self._timeout)
         token = TLS_WATCHER.set(timing)
         try:
             response = await session.request(
@@ -112,7 +116,7 @@ class HttpProbe:
         finally:
             TLS_WATCHER.reset(token)
         try:
-            return await self._evaluate(response, timing)
+            result = await self._evaluate(response, timing, deadline)
         except (aiohttp.ClientError, OSError) as exc:
             return self._broken(exc, timing)
         finally:
@@ -120,16 +124,32 @@ class HttpProbe:
             # back in the pool or closed): after a cap, an error or a cancellation nothing
             # keeps a half-read connection alive.
             response.close()
+        took = perf_counter() - timing.start
+        if result.success and took > self._timeout:
+            # CPU work the loop could not interrupt (the scheduler's cancellation only lands at
+            # an await): an attempt past its timeout is never ok, whatever it found.
+            return ProbeResult.fail(Reason.TIMEOUT, f"the attempt took {took * 1000:.0f} ms, past its timeout "
+                                    f"({self._timeout:g}s)", phases=result.phases, values=result.values,
+                                    info=result.info, facts=result.facts)
+        return result
 
-    async def _evaluate(self, response: aiohttp.ClientResponse, timing: Timing) -> ProbeResult:
+    async def _evaluate(self, response: aiohttp.ClientResponse, timing: Timing, deadline: Deadline) -> ProbeResult:
         ssl_object = self._tls_of(response, timing)
         # A HEAD response declares the length of the body it does not send.
         declared = response.content_length if self._method != "HEAD" else None
         too_large = declared is not None and declared > self._max_body
-        size, body = 0, b""
+        body, stopped = Body(), None
         if not too_large:
-            size, body, too_large = await self._read_body(response.content)
+            try:
+                body = await read_body(response.content, response.headers.get("Content-Encoding", ""),
+                                       self._max_body, self._needs_body, response.charset, deadline)
+            except OutOfTime:
+                stopped = Reason.TIMEOUT, f"reading the body: no end within {deadline.total_s:.3g}s"
+            except BadEncoding as exc:
+                stopped = Reason.PROTOCOL_ERROR, str(exc)
+            too_large = body.too_large
         end = perf_counter()
+        size = body.size
         status = response.status
         version = response.version
         values: dict[str, float] = {
@@ -148,6 +168,8 @@ class HttpProbe:
             tls_problem = self._inspect_tls(ssl_object, True, values, info, facts)
         result = {"phases": timing.phases(end), "values": values, "info": info, "facts": facts}
 
+        if stopped is not None:
+            return ProbeResult.fail(stopped[0], redact(stopped[1], self._secrets), **result)
         if status not in self._ok_codes:
             detail = f"HTTP {status} {response.reason or ''}".rstrip() + f" (expected {self._codes_text})"
             return ProbeResult.fail(Reason.HTTP_STATUS, redact(detail, self._secrets), **result)
@@ -158,7 +180,12 @@ class HttpProbe:
         if problem:
             return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
         if self._needs_body:
-            problem = self._check_body(body, response.charset)
+            try:
+                problem = await in_steps(check_body(body.text, self._body_must_not, self._body_must,
+                                                    self._json_checks, self._secrets), deadline)
+            except OutOfTime:
+                return ProbeResult.fail(Reason.TIMEOUT, f"checking the body: no result within "
+                                        f"{deadline.total_s:.3g}s", **result)
             if problem:
                 return ProbeResult.fail(Reason.BODY_MISMATCH, redact(problem, self._secrets), **result)
         if tls_problem is not None:
@@ -168,22 +195,6 @@ class HttpProbe:
                 Reason.SLOW, f"took {(end - timing.start) * 1000:.0f} ms (fail_if_slower_than {self._slow:g}s)",
                 **result)
         return ProbeResult.ok(**result)
-
-    async def _read_body(self, content: aiohttp.StreamReader) -> tuple[int, bytes, bool]:
-        """Reads at most max_body_bytes plus one network chunk; keeps the bytes only for checks."""
-        cap, keep = self._max_body, self._needs_body
-        chunks: list[bytes] = []
-        size = 0
-        while not content.at_eof():
-            chunk = await content.readany()
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > cap:
-                return size, b"", True
-            if keep:
-                chunks.append(chunk)
-        return size, b"".join(chunks), False
 
     def _tls_of(self, response: aiohttp.ClientResponse, timing: Timing) -> ssl.SSLObject | None:
         if response.url.scheme != "https":
@@ -228,29 +239,7 @@ class HttpProbe:
             matched = any(pattern.search(v) for v in found)
             if matched != must_match:
                 verb = "does not match" if must_match else "matches"
-                return f'header {name}: "{clip(found[0])}" {verb} /{pattern.pattern}/'
-        return ""
-
-    def _check_body(self, body: bytes, charset: str | None) -> str:
-        try:
-            text = body.decode(charset or "utf-8", errors="replace")
-        except LookupError:  # a charset Python does not know
-            text = body.decode("utf-8", errors="replace")
-        for pattern in self._body_must_not:
-            if pattern.search(text):
-                return f"body matches /{pattern.pattern}/"
-        for pattern in self._body_must:
-            if not pattern.search(text):
-                return f"body does not match /{pattern.pattern}/"
-        if self._json_checks:
-            try:
-                document = json.loads(text)
-            except ValueError:
-                return f'body is not JSON: "{clip(text)}"'
-            for check in self._json_checks:
-                problem = check_json(document, check)
-                if problem:
-                    return problem
+                return f'header {name}: "{excerpt(found[0], self._secrets, SHOWN)}" {verb} /{pattern.pattern}/'
         return ""
 
     def _broken(self, exc: BaseException, timing: Timing) -> ProbeResult:
@@ -304,3 +293,17 @@ class HttpProbe:
 
 _TLS_REASONS = frozenset({Reason.TLS_HANDSHAKE, Reason.TLS_VERSION, Reason.CERT_EXPIRED, Reason.CERT_EXPIRING,
                           Reason.CERT_UNTRUSTED, Reason.CERT_HOSTNAME_MISMATCH})
+
+
+def _credentials(url: URL, headers: dict[str, str]) -> tuple[URL, dict[str, str], frozenset[str]]:
+    """URL credentials -> a Basic `Authorization` header, unless the config sets one (then the
+    explicit header wins, as in curl and Go). The header and the password are secrets: a server
+    that echoes the request must not show them in a detail, a log line or the API."""
+    if url.user is None and url.password is None:
+        return url, headers, frozenset()
+    secrets = {url.password} if url.password else set()
+    if not any(name.lower() == "authorization" for name in headers):
+        token = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+        secrets |= {f"Basic {token}", token}
+    return url.with_user(None), headers, frozenset(secrets)

@@ -27,6 +27,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from probed import __version__
 from probed.probes.common.net import connect
+from probed.probes.http.body import ACCEPT_ENCODING
 
 USER_AGENT = f"probed/{__version__}"
 
@@ -211,7 +212,10 @@ class SessionPool:
             # No aiohttp timers: the scheduler cancels the attempt at its timeout, and timer
             # handles per request are measurable overhead.
             timeout=aiohttp.ClientTimeout(),
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
+            # The probe inflates bodies itself, in bounded steps (see body.py): aiohttp would
+            # do it inside its protocol callback, where no timeout can stop a gzip bomb.
+            auto_decompress=False,
         )
         # aiohttp silently retries an idempotent request once when the connection drops. That
         # is right for a stale pooled connection (keepalive), but for a probe on a fresh

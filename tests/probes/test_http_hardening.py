@@ -1,0 +1,147 @@
+"""The HTTP probe against hostile bodies, headers and credentials (issue 12 items 2, 10, 13 b-c).
+
+- A gzip bomb with a 2 GiB cap ends at the timeout, as `timeout` or `body_too_large`, and the
+  loop keeps running other probes meanwhile (their results show it, not a stopwatch).
+- Header values that cannot be sent are config errors; URL credentials with an explicit
+  `Authorization` header: the header wins.
+- The Basic header made from URL credentials is a secret; quoted values are redacted, then clipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from probed.config.schema import ConfigError
+from probed.result import Reason
+from probed.runtime.attempt import run_attempt
+from probed.runtime.probeset import parse_config
+from tests.peers.http import HOST, Prober, WebPeer
+
+# --------------------------------------------------------------------------- item 2: CPU bounded by the deadline
+
+
+async def test_a_gzip_bomb_ends_at_the_timeout_and_other_probes_keep_their_schedule(
+        prober: Prober, web_peer: WebPeer) -> None:
+    fast: list[Reason] = []
+
+    async def fast_probe() -> None:
+        # A healthy probe every 100 ms with a 1 s timeout: a loop held for a second by the bomb
+        # would show here as a timeout, or as missing results.
+        probe = prober.make("http", f"{web_peer.url}/health", timeout="1s", interval="1s")
+        while True:
+            fast.append((await run_attempt(probe, 1.0)).reason)
+            await asyncio.sleep(0.1)
+
+    runner = asyncio.ensure_future(fast_probe())
+    try:
+        result = await prober.once("http", f"{web_peer.url}/gzip-bomb", {"max_body_bytes": "2GiB"}, timeout=3.0)
+    finally:
+        runner.cancel()
+    assert result.reason in (Reason.TIMEOUT, Reason.BODY_TOO_LARGE), (result.reason, result.detail)
+    assert result.duration_s < 3.0 + 0.5, result.duration_s
+    assert len(fast) >= 10, fast  # about 25 in 3 s; a held loop gets a handful
+    assert set(fast) == {Reason.OK}, fast
+
+
+async def test_a_gzip_bomb_under_the_default_cap_is_body_too_large(prober: Prober, web_peer: WebPeer) -> None:
+    result = await prober.once("http", f"{web_peer.url}/gzip-bomb")
+    assert result.reason is Reason.BODY_TOO_LARGE, result.detail
+
+
+@pytest.mark.parametrize("query", ["", "?members=3", "?coding=deflate", "?coding=raw-deflate"],
+                         ids=["gzip", "gzip-3-members", "deflate", "raw-deflate"])
+async def test_compressed_bodies_are_inflated_and_checked(prober: Prober, web_peer: WebPeer, query: str) -> None:
+    settings = {"body_json": [{"path": "status", "equals": "ok"}], "fail_if_body_matches_regexp": ['"x{100001}']}
+    result = await prober.once("http", f"{web_peer.url}/gzipped{query}", settings)
+    assert result.reason is Reason.OK, result.detail
+    assert result.values["content_length"] == len('{"status": "ok", "pad": ""}') + 100_000
+
+
+async def test_a_body_that_is_not_what_its_encoding_says_is_a_protocol_error(
+        prober: Prober, web_peer: WebPeer) -> None:
+    result = await prober.once("http", f"{web_peer.url}/gzipped?coding=broken",
+                               {"fail_if_body_not_matches_regexp": ["ok"]})
+    assert result.reason is Reason.PROTOCOL_ERROR and "invalid body encoding" in result.detail, result.detail
+
+
+async def test_a_huge_equals_value_is_compared_in_steps_and_both_sides_are_clipped(
+        prober: Prober, web_peer: WebPeer) -> None:
+    # What nested YAML aliases expand to (the loader caps it at a million nodes): the detail
+    # quotes both sides clipped (it was 70 MB).
+    huge = [["x" * 50] * 300] * 300
+    result = await prober.once("http", f"{web_peer.url}/json/ok", {"body_json": [
+        {"path": "status", "equals": huge}]}, timeout=2.0)
+    assert result.reason is Reason.BODY_MISMATCH, result.detail
+    assert len(result.detail) < 300, len(result.detail)
+    assert result.detail.startswith('body_json: status is "ok", expected [["xxxx') and result.detail.endswith("...")
+
+    equal = await prober.once("http", f"{web_peer.url}/json/ok", {"body_json": [
+        {"path": "replicas", "equals": [{"lag": 3}]}]})
+    assert equal.reason is Reason.OK, equal.detail
+    not_bool = await prober.once("http", f"{web_peer.url}/json/ok", {"body_json": [
+        {"path": "replicas", "equals": [{"lag": True}]}]})
+    assert not_bool.reason is Reason.BODY_MISMATCH, "JSON 3 is not true, at any depth"
+
+
+# --------------------------------------------------------------------------- item 10: headers and credentials
+
+
+@pytest.mark.parametrize("bad", ["a\r\nX-Evil: 1", "line\nbreak", "nul\0byte"], ids=["crlf", "lf", "nul"])
+def test_header_values_with_cr_lf_or_nul_are_config_errors(bad: str) -> None:
+    text = ("probes:\n  - name: api\n    type: http\n    target: http://example.com/\n"
+            "    http: {headers: {X-Token: \"${TOKEN}\"}}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "probes.yaml", {"TOKEN": bad})
+    assert str(caught.value) == (
+        'probes.yaml:5:21: probes[0].http.headers: the value of header "X-Token" contains a line break or NUL '
+        "(CR, LF and NUL cannot be sent in a header; check the variable it comes from)")
+    assert bad not in str(caught.value)
+
+
+async def test_url_credentials_and_an_explicit_authorization_header_the_header_wins(
+        prober: Prober, web_peer: WebPeer) -> None:
+    target = f"http://app:s3cr3t-pw@{HOST}:{web_peer.port}/echo"
+    settings = {"headers": {"authorization": "Bearer explicit-token"},
+                "body_json": [{"path": "headers.Authorization", "equals": "Bearer explicit-token"}]}
+    result = await prober.once("http", target, settings)
+    assert result.reason is Reason.OK, result.detail
+
+
+# --------------------------------------------------------------------------- item 13 b-c: secrets
+
+
+async def test_the_basic_header_made_from_url_credentials_is_a_secret(prober: Prober, web_peer: WebPeer) -> None:
+    token = base64.b64encode(b"alice:wonder-land-pw").decode()
+    target = f"http://alice:wonder-land-pw@{HOST}:{web_peer.port}/headers"
+    result = await prober.once("http", target, {"fail_if_header_not_matches": [
+        {"header": "X-Echo-Authorization", "regexp": "^nope$"}]})
+    assert result.reason is Reason.HEADER_MISMATCH
+    assert token not in result.detail and token[:8] not in result.detail, result.detail
+    assert '"***"' in result.detail
+
+    echoed = await prober.once("http", target.replace("/headers", "/echo"), {"body_json": [
+        {"path": "headers", "equals": "nope"}]})
+    assert echoed.reason is Reason.BODY_MISMATCH
+    assert token[:8] not in echoed.detail and "wonder-land" not in echoed.detail, echoed.detail
+
+
+async def test_a_secret_at_the_clip_limit_is_redacted_before_it_is_cut(prober: Prober, web_peer: WebPeer) -> None:
+    # The quoted header value is clipped at 80 characters: clipped first, the mask would not
+    # match the cut secret and its first 73 characters would show ("Bearer HDRSECR...").
+    secret = "HDRSECRET-" + "q" * 100
+    result = await prober.once("http", f"{web_peer.url}/headers", {
+        "headers": {"Authorization": "Bearer ${TOKEN}"},
+        "fail_if_header_not_matches": [{"header": "X-Echo-Authorization", "regexp": "^nope$"}],
+    }, environ={"TOKEN": secret})
+    assert result.reason is Reason.HEADER_MISMATCH
+    assert "HDRSECR" not in result.detail, result.detail
+
+    body = await prober.once("http", f"{web_peer.url}/echo", {
+        "headers": {"X-Pad": "p" * 60, "X-Token": "${TOKEN}"},
+        "body_json": [{"path": "headers", "equals": "nope"}],
+    }, environ={"TOKEN": secret})
+    assert body.reason is Reason.BODY_MISMATCH
+    assert "HDRSECR" not in body.detail, body.detail
