@@ -48,7 +48,8 @@ def probe_json(state: ProbeState, now: float) -> dict[str, Any]:
     for label, secs in SUCCESS_WINDOWS:
         c = ring.window_counts(now, secs)
         windows[label] = {"attempts": c.attempts, "failures": c.failures, "fast": c.fast,
-                          "success_ratio": (c.successes / c.attempts) if c.attempts else None}
+                          "success_ratio": (c.successes / c.attempts) if c.attempts else None,
+                          "covered_seconds": ring.covered_s(now, secs)}
     return {
         "name": spec.name,
         "type": spec.type,
@@ -57,6 +58,9 @@ def probe_json(state: ProbeState, now: float) -> dict[str, Any]:
         "timeout_seconds": spec.timeout,
         "labels": dict(spec.labels),
         "last": None if last is None else {**result_json(last, state.secrets), "timestamp": state.last_ts},
+        "failing_since": state.failing_since,
+        "last_failure": None if state.last_failure is None else {
+            **result_json(state.last_failure, state.secrets), "timestamp": state.last_failure_ts},
         "counts": {
             "success": ring.successes_total,
             "failure": ring.failures_total,

@@ -215,38 +215,146 @@ def slo_section(rows: Sequence[str]) -> str:
             f"{heads}<th>exhausted in</th><th>coverage</th><th>budget burn-down</th></tr>{''.join(rows)}</table>")
 
 
-def probe_row(p: dict[str, Any]) -> str:
-    """One probe's row (and its detail row when failing) of the status page."""
+# --------------------------------------------------------------------------- probes
+
+WARNING_REASONS = frozenset({"cert_expiring"})
+"""Reasons shown amber, not red: the service still works (an expiring certificate)."""
+MAX_ROWS = 500
+"""Probes the page lists unless asked for all: every failing one first, then the rest."""
+
+
+def status_class(p: dict[str, Any]) -> str:
     last = p["last"]
+    if last is None:
+        return "pending"
+    if last["success"]:
+        return "ok"
+    return "warn" if last["reason"] in WARNING_REASONS else "fail"
+
+
+def _ago(now: float, ts: float | None) -> str:
+    return "&ndash;" if not ts else f"{human_duration(max(now - ts, 0.0))} ago"
+
+
+def _success(window: dict[str, Any], label: str) -> str:
+    """The success share with its attempt count; a window not yet filled says how much it holds
+    (after a minute of uptime, "100% (1d)" would claim a day)."""
+    ratio, attempts = window["success_ratio"], window["attempts"]
+    if ratio is None:
+        return "&ndash;"
+    covered = window["covered_seconds"]
+    span = f" over {human_duration(covered)}" if covered < 0.9 * _WINDOW_S[label] else ""
+    return f"{ratio * 100:.2f}% <small>of {attempts}{span}</small>"
+
+
+_WINDOW_S = {"5m": 300.0, "1h": 3600.0, "1d": 86400.0, "30d": 30 * 86400.0}
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return " ".join(f"<span class='label'>{html.escape(k)}={html.escape(v)}</span>" for k, v in labels.items())
+
+
+def probe_row(p: dict[str, Any], now: float) -> str:
+    """One probe's row (and its detail row when it is failing) of the status page."""
+    last, css = p["last"], status_class(p)
     status = "pending" if last is None else ("ok" if last["success"] else last["reason"])
-    css = "pending" if last is None else ("ok" if last["success"] else "fail")
     p5 = p["percentiles"]["5m"]
-    day = p["windows"]["1d"]["success_ratio"]
-    return (
-        "<tr class='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            css, html.escape(p["name"]), html.escape(p["type"]), html.escape(p["target"]),
-            html.escape(status),
-            "" if last is None else f"{last['duration_seconds'] * 1000:.1f} ms",
-            "&ndash;" if p5 is None else f"{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms",
-            "&ndash;" if day is None else f"{day * 100:.2f}%",
-        ) + ("" if last is None or not last["detail"] else
-             f"<tr class='detail'><td></td><td colspan='6'>{html.escape(last['detail'])}</td></tr>")
+    name = html.escape(p["name"])
+    cells = (
+        f"<td><a href='/probes/{html.escape(p['name'], quote=True)}'>{name}</a></td>",
+        f"<td>{html.escape(p['type'])}</td><td>{_labels(p['labels'])}</td>",
+        f"<td class='status'>{html.escape(status)}</td>",
+        f"<td>{_ago(now, p['failing_since'])}</td>",
+        f"<td>{_ago(now, last['timestamp'] if last else None)}</td>",
+        "<td>&ndash;</td>" if last is None else f"<td>{last['duration_seconds'] * 1000:.1f} ms</td>",
+        "<td>&ndash;</td>" if p5 is None else f"<td>{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms</td>",
+        f"<td>{_success(p['windows']['1h'], '1h')}</td>",
+        f"<td>{_success(p['windows']['1d'], '1d')}</td>",
     )
+    detail = "" if last is None or last["success"] or not last["detail"] else (
+        f"<tr class='detail'><td></td><td colspan='9'>{html.escape(last['detail'])}</td></tr>")
+    return f"<tr class='{css}'>{''.join(cells)}</tr>{detail}"
 
 
-def page(count: int, slos: str, rows: str) -> str:
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>probed</title>
-<meta http-equiv="refresh" content="5">
-<style>body{{font:14px system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse;margin-bottom:1.5em}}
-td,th{{padding:4px 10px;text-align:left;border-bottom:1px solid #ddd;vertical-align:middle}}
-table.probes tr.ok td:nth-child(4){{color:#080}}
-table.probes tr.fail td:nth-child(4){{color:#c00;font-weight:bold}}tr.detail td{{color:#666;font-size:12px}}
-table.slos td.budget{{font-weight:bold;font-size:16px}}tr.slo.ok td.budget{{color:#080}}
-tr.slo.low td.budget{{color:#d80}}tr.slo.over td.budget{{color:#c00}}td.warm{{color:#d80}}
-td.hot{{color:#c00;font-weight:bold}}svg.burndown text{{font:10px system-ui,sans-serif;fill:#666}}
-h2{{font-size:18px;margin:1em 0 .4em}}</style></head>
-<body><h1>probed {__version__}</h1><p>{count} probes &middot; <a href="/metrics">/metrics</a>
-&middot; <a href="/api/v1/probes">/api/v1/probes</a> &middot; <a href="/api/v1/slos">/api/v1/slos</a></p>
-{slos}<h2>Probes</h2>
-<table class='probes'><tr><th>probe</th><th>type</th><th>target</th><th>status</th><th>last</th><th>p50 / p99 (5m)</th>
-<th>success (1d)</th></tr>{rows}</table></body></html>"""
+def probes_section(rows: Sequence[str], counts: Mapping[str, int], shown: int, total: int) -> str:
+    summary = " &middot; ".join(f"<span class='{c}'>{counts.get(c, 0)} {word}</span>" for c, word in (
+        ("fail", "failing"), ("warn", "warning"), ("pending", "pending"), ("ok", "ok")))
+    more = "" if shown == total else (f" &middot; showing {shown} of {total}, failing first: "
+                                      "<a href='/?all=1'>show all</a>")
+    return (f"<h2>Probes</h2><p class='counts'>{summary}{more}</p><table class='probes'><tr><th>probe</th>"
+            "<th>type</th><th>labels</th><th>status</th><th>failing since</th><th>last check</th><th>took</th>"
+            f"<th>p50 / p99 (5m)</th><th>success (1h)</th><th>success (1d)</th></tr>{''.join(rows)}</table>")
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> str:
+    return "<table class='kv'>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
+
+
+def detail_page(p: dict[str, Any], recent: Mapping[str, int], now: float) -> str:
+    """One probe: its spec, last result with phases and values, its last failure, percentiles,
+    success per window and failures by reason. `recent`: failures by reason over the last hour."""
+    last, failure = p["last"], p["last_failure"]
+    spec = _table([("type", html.escape(p["type"])), ("target", html.escape(p["target"])),
+                   ("interval / timeout", f"{p['interval_seconds']:g}s / {p['timeout_seconds']:g}s"),
+                   ("labels", _labels(p["labels"]) or "&ndash;"),
+                   ("failing since", _ago(now, p["failing_since"]))])
+
+    def result(r: dict[str, Any] | None, title: str) -> str:
+        if r is None:
+            return f"<h2>{title}</h2><p>none</p>"
+        rows = [("when", _ago(now, r["timestamp"])),
+                ("result", html.escape("ok" if r["success"] else r["reason"])),
+                ("took", f"{r['duration_seconds'] * 1000:.1f} ms"), ("detail", html.escape(r["detail"]) or "&ndash;")]
+        rows += [(f"phase {html.escape(k)}", f"{v * 1000:.2f} ms") for k, v in r["phases"].items()]
+        rows += [(html.escape(k), html.escape(f"{v:g}")) for k, v in r["values"].items()]
+        return f"<h2>{title}</h2>{_table(rows)}"
+
+    pct = "".join(f"<tr><th>{w}</th>" + ("<td colspan='4'>&ndash;</td>" if q is None else "".join(
+        f"<td>{q[k] * 1000:.1f} ms</td>" for k in ("p50", "p90", "p95", "p99"))) + "</tr>"
+        for w, q in p["percentiles"].items())
+    windows = "".join(f"<tr><th>{w}</th><td>{c['attempts']}</td><td>{c['failures']}</td>"
+                      f"<td>{_percent(c['success_ratio'], 2)}</td></tr>" for w, c in p["windows"].items())
+    reasons = "".join(f"<tr><th>{html.escape(r)}</th><td>{recent.get(r, 0)}</td><td>{n}</td></tr>"
+                      for r, n in sorted(p["counts"]["by_reason"].items(), key=lambda kv: -kv[1]))
+    name = html.escape(p["name"])
+    link = f"/api/v1/probes/{html.escape(p['name'], quote=True)}"
+    body = (f"<p><a href='/'>&larr; all probes</a> &middot; <a href='{link}'>JSON</a></p><h1>{name}</h1>"
+            f"{spec}{result(last, 'Last attempt')}{result(failure, 'Last failure')}"
+            "<h2>Latency of successful attempts</h2><table><tr><th></th><th>p50</th><th>p90</th><th>p95</th>"
+            f"<th>p99</th></tr>{pct}</table><h2>Attempts</h2><table><tr><th></th><th>attempts</th><th>failures</th>"
+            f"<th>success</th></tr>{windows}</table><h2>Failures by reason</h2>"
+            + (f"<table><tr><th></th><th>last hour</th><th>since start</th></tr>{reasons}</table>" if reasons
+               else "<p>none</p>"))
+    return _document(f"probed: {name}", body)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+_STYLE = """body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{padding:4px 10px;text-align:left;border-bottom:1px solid #ddd;vertical-align:middle}
+table.probes tr.ok td.status{color:#080}table.probes tr.fail td.status{color:#c00;font-weight:bold}
+table.probes tr.warn td.status{color:#b70;font-weight:bold}table.probes tr.pending td.status{color:#888}
+span.fail{color:#c00;font-weight:bold}span.warn{color:#b70}span.ok{color:#080}
+tr.detail td{color:#666;font-size:12px}span.label{background:#eef;border-radius:3px;padding:0 4px;font-size:12px}
+table.kv th{font-weight:normal;color:#555}small{color:#666}
+table.slos td.budget{font-weight:bold;font-size:16px}tr.slo.ok td.budget{color:#080}
+tr.slo.low td.budget{color:#d80}tr.slo.over td.budget{color:#c00}td.warm{color:#d80}
+td.hot{color:#c00;font-weight:bold}svg.burndown text{font:10px system-ui,sans-serif;fill:#666}
+h2{font-size:18px;margin:1em 0 .4em}"""
+
+REFRESH_S = 30
+"""The page reloads itself this often: a glance stays current without re-rendering every few seconds."""
+
+
+def _document(title: str, body: str) -> str:
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
+            f'<meta http-equiv="refresh" content="{REFRESH_S}"><style>{_STYLE}</style></head>'
+            f"<body>{body}</body></html>")
+
+
+def page(count: int, slos: str, probes: str) -> str:
+    return _document("probed", (
+        f"<h1>probed {__version__}</h1><p>{count} probes &middot; <a href='/metrics'>/metrics</a> &middot; "
+        "<a href='/api/v1/probes'>/api/v1/probes</a> &middot; <a href='/api/v1/slos'>/api/v1/slos</a></p>"
+        f"{slos}{probes}"))

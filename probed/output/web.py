@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -26,8 +27,10 @@ from probed.output.exposition import CONTENT_TYPE, ExpositionView
 from probed.output.scrapes import Scrapes
 from probed.output.webconfig import BasicAuth, WebConfig
 from probed.output.webstats import WebStats
+from probed.result import REASONS_BY_CODE
 from probed.runtime.daemon import Daemon
 from probed.runtime.slicing import sliced_map
+from probed.runtime.state import ProbeState
 from probed.slo.engine import SloEngine
 
 log = logging.getLogger("probed")
@@ -90,6 +93,7 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebCo
     app.router.add_get("/api/v1/slos", slo_list)
     app.router.add_get("/api/v1/slos/{name}", slo_one)
     app.router.add_get("/", status_page)
+    app.router.add_get("/probes/{name}", probe_page)
     return app
 
 
@@ -209,11 +213,63 @@ async def reload(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if outcome.ok else 400)
 
 
+def _selected(request: web.Request) -> tuple[list[ProbeState], int]:
+    """The probes a listing asks for (`?state=failing|warning|pending|ok`, `?type=`), and how many
+    there are in all. An unknown state or a bad number is the caller's error (400)."""
+    states = list(request.app[DAEMON_KEY].states.values())
+    want_state, want_type = request.query.get("state"), request.query.get("type")
+    if want_state is not None and want_state not in _STATES:
+        raise web.HTTPBadRequest(text=f"state must be one of: {', '.join(_STATES)}")
+    if want_type is not None:
+        states = [s for s in states if s.spec.type == want_type]
+    if want_state is not None:
+        states = [s for s in states if _state_of(s) == _STATES[want_state]]
+    return states, len(states)
+
+
+_STATES = {"failing": "fail", "warning": "warn", "pending": "pending", "ok": "ok"}
+
+
+def _state_of(state: ProbeState) -> str:
+    last = state.last
+    if last is None:
+        return "pending"
+    if last.success:
+        return "ok"
+    return "warn" if last.reason.value in pages.WARNING_REASONS else "fail"
+
+
+_ORDER = {"fail": 0, "warn": 1, "pending": 2, "ok": 3}
+
+
+def _triage_key(state: ProbeState, now: float) -> tuple[str, int, float, str]:
+    """Failing first, then warnings, pending, ok; within each, the highest failure share over the
+    last hour first (a probe at 47% sits above one at 100%, whatever its last result)."""
+    kind = _state_of(state)
+    hour = state.ring.window_counts(now, 3600)
+    ratio = hour.failures / hour.attempts if hour.attempts else 0.0
+    return kind, _ORDER[kind], -ratio, state.spec.name
+
+
+def _window(request: web.Request, total: int) -> slice:
+    try:
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", str(total)))
+    except ValueError:
+        raise web.HTTPBadRequest(text="offset and limit are whole numbers") from None
+    if offset < 0 or limit < 0:
+        raise web.HTTPBadRequest(text="offset and limit must not be negative")
+    return slice(offset, offset + limit)
+
+
 async def probes(request: web.Request) -> web.Response:
-    daemon = request.app[DAEMON_KEY]
+    """Every probe as JSON; `?state=`, `?type=`, `?offset=` and `?limit=` narrow it down."""
     now = time.time()
-    items = await sliced_map(daemon.states.values(), lambda s: json.dumps(probe_json(s, now)))
-    return web.Response(text='{"probes": [' + ", ".join(items) + "]}", content_type="application/json")
+    states, total = _selected(request)
+    chosen = sorted(states, key=lambda s: s.spec.name)[_window(request, total)]
+    items = await sliced_map(chosen, lambda s: json.dumps(probe_json(s, now)))
+    return web.Response(text=f'{{"total": {total}, "probes": [' + ", ".join(items) + "]}",
+                        content_type="application/json")
 
 
 async def probe(request: web.Request) -> web.Response:
@@ -245,7 +301,25 @@ async def status_page(request: web.Request) -> web.Response:
     reports = [engine.reports[s.name] for s in engine.specs if s.name in engine.reports]
     slo_rows = await sliced_map(reports, lambda r: pages.slo_row(
         slo_json(r, states, now), pages.burn_down(r.spec, states, engine, now)))
-    ordered = sorted(states.values(), key=lambda s: (s.last is None or s.last.success, s.spec.name))
-    rows = await sliced_map(ordered, lambda state: pages.probe_row(probe_json(state, now)))
-    return web.Response(text=pages.page(len(states), pages.slo_section(slo_rows), "".join(rows)),
-                        content_type="text/html")
+    chosen, total = _selected(request)
+    keyed = await sliced_map(chosen, lambda state: (_triage_key(state, now), state))
+    keyed.sort(key=lambda pair: pair[0][1:])
+    counts = Counter(key[0] for key, _ in keyed)
+    if request.query.get("all") != "1":  # the full JSON of 10,000 probes would cost most of a second
+        keyed = keyed[:max(pages.MAX_ROWS, counts["fail"] + counts["warn"])]
+    rows = await sliced_map(keyed, lambda pair: pages.probe_row(probe_json(pair[1], now), now))
+    shown = keyed
+    section = pages.probes_section(rows, counts, len(shown), total)
+    return web.Response(text=pages.page(len(states), pages.slo_section(slo_rows), section), content_type="text/html")
+
+
+async def probe_page(request: web.Request) -> web.Response:
+    """One probe, for triage: its last attempt and failure, percentiles, attempts, reasons."""
+    state = request.app[DAEMON_KEY].states.get(request.match_info["name"])
+    if state is None:
+        raise web.HTTPNotFound(text="no such probe")
+    now = time.time()
+    samples = state.ring.samples()
+    recent = samples.reasons[samples.timestamps > now - 3600]
+    by_reason = Counter(REASONS_BY_CODE[int(code)].value for code in recent[recent != 0])
+    return web.Response(text=pages.detail_page(probe_json(state, now), by_reason, now), content_type="text/html")

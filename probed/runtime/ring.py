@@ -240,6 +240,13 @@ class ProbeRing:
         tier = self.minutes if window_s <= self.minutes.span_s - 60 else self.hours
         return tier.window(now, window_s)
 
+    def covered_s(self, now: float, window_s: float) -> float:
+        """How much of the window holds attempts: its buckets with any, times their width."""
+        tier = self.minutes if window_s <= self.minutes.span_s - 60 else self.hours
+        current = int(now) // tier.width
+        rows = tier.rows(current - max(1, math.ceil(window_s / tier.width)) + 1, current)
+        return float(np.count_nonzero(rows[0]) * tier.width)
+
     def percentiles(self, now: float, windows: Sequence[float],
                     quantiles: Sequence[float] = QUANTILES) -> dict[float, list[float] | None]:
         """Exact quantiles of latency over each window, over the samples kept (None: no samples).

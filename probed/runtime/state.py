@@ -94,6 +94,8 @@ class ProbeState:
     last_failure: ProbeResult | None = None
     """The most recent failed attempt, kept when successes follow (what went wrong, for triage)."""
     last_failure_ts: float = 0.0
+    failing_since: float | None = None
+    """When the current run of failures began (None while the probe succeeds)."""
     failures_by_reason: dict[Reason, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_CAUSES, 0))
     percentiles: PercentileCache = field(default_factory=PercentileCache)
@@ -123,7 +125,11 @@ class ProbeState:
         previous = self.last
         self.ring.record(ts, result.duration_s, REASON_CODES[result.reason])
         self.last, self.last_ts = result, ts
-        if not result.success:
+        if result.success:
+            self.failing_since = None
+        else:
+            if self.failing_since is None:
+                self.failing_since = ts
             self.last_failure, self.last_failure_ts = result, ts
             self.failures_by_reason[result.reason] = self.failures_by_reason.get(result.reason, 0) + 1
             if result.error_code:

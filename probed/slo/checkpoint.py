@@ -139,6 +139,7 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
         "error_codes": dict(state.error_codes), "skipped": dict(state.skipped),
         "last_ts": state.last_ts, "last": _result(state.last, state.secrets),
         "last_failure_ts": state.last_failure_ts, "last_failure": _result(state.last_failure, state.secrets),
+        "failing_since": state.failing_since,
     }
 
 
@@ -248,6 +249,7 @@ class Restorer:
         state.last_ts = entry["last_ts"] if state.last is not None else 0.0
         state.last_failure = _restored_result(entry["last_failure"])
         state.last_failure_ts = entry["last_failure_ts"] if state.last_failure is not None else 0.0
+        state.failing_since = entry.get("failing_since") if state.last is not None and not state.last.success else None
         self.restored += 1
         return True
 
