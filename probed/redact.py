@@ -77,8 +77,13 @@ def forget_all() -> None:
     _version += 1
 
 
+ENVIRONMENT_MIN_LENGTH = 16
+"""Real AWS secret keys are 40 characters and tokens hundreds; a placeholder such as `testing`
+(what emulators and CI set) is not a secret, and masking it everywhere would mangle text."""
+
+
 def _environment() -> tuple[str, ...]:
-    return tuple(v for v in map(os.environ.get, ENVIRONMENT_SECRETS) if v and len(v) >= MIN_SECRET_LENGTH)
+    return tuple(v for v in map(os.environ.get, ENVIRONMENT_SECRETS) if v and len(v) >= ENVIRONMENT_MIN_LENGTH)
 
 
 def known_secrets() -> set[str]:
@@ -88,9 +93,9 @@ def known_secrets() -> set[str]:
 
 @functools.lru_cache(maxsize=4096)
 def _forms(secret: str) -> tuple[str, ...]:
-    """The secret as it may appear in text: raw, repr()-escaped (str and UTF-8 bytes),
+    """The secret as it may appear in text: raw, repr()/ascii()-escaped (str and UTF-8 bytes),
     JSON-escaped, percent-encoded."""
-    forms = {secret, repr(secret)[1:-1], json.dumps(secret)[1:-1], quote(secret, safe="")}
+    forms = {secret, repr(secret)[1:-1], ascii(secret)[1:-1], json.dumps(secret)[1:-1], quote(secret, safe="")}
     with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate (an undecodable byte from the environment)
         forms.add(repr(secret.encode("utf-8"))[2:-1])
     return tuple(f for f in forms if len(f) >= MIN_SECRET_LENGTH)

@@ -34,7 +34,7 @@ from probed.probes.common.describe import describe_connection
 from probed.probes.common.errors import classify
 from probed.probes.common.net import FAMILIES, IpProtocol, connect, is_ip_literal, split_host_port
 from probed.probes.common.tls import TLS_WATCHER, TlsOptions, client_context, tls_version_name
-from probed.redact import redact
+from probed.redact import excerpt, redact
 from probed.result import ProbeResult, Reason
 
 
@@ -195,7 +195,8 @@ class TcpProbe:
                 if waiting_for is not None and received:
                     # The server answered, just not what was expected, and kept the connection
                     # open (Redis, SMTP ...): that is a mismatch, and the answer is the clue.
-                    detail = f"no match for /{_text(waiting_for)}/ before the timeout; received {_show(received)}"
+                    detail = (f"no match for /{_text(waiting_for)}/ before the timeout; received "
+                              f"{_show(received, self._secrets)}")
                     return ProbeResult.fail(Reason.EXPECT_MISMATCH, redact(detail, self._secrets), **result)
                 return ProbeResult.fail(Reason.TIMEOUT, "no answer before the timeout", **result)
             except _Mismatch as exc:
@@ -234,11 +235,11 @@ class TcpProbe:
                 return
             if len(received) >= self._max_read:
                 raise _Mismatch(f"no match for /{_text(pattern)}/ in the first {len(received)} bytes: "
-                                f"{_show(received)}")
+                                f"{_show(received, self._secrets)}")
             chunk = await reader.read(self._max_read - len(received))
             if not chunk:
                 raise _Mismatch(f"connection closed before /{_text(pattern)}/ matched; received "
-                                f"{len(received)} bytes: {_show(received)}")
+                                f"{len(received)} bytes: {_show(received, self._secrets)}")
             received += chunk
 
     def _failed(self, exc: BaseException, **result: Any) -> ProbeResult:
@@ -250,9 +251,10 @@ def _text(pattern: re.Pattern[bytes]) -> str:
     return pattern.pattern.decode(errors="replace")
 
 
-def _show(data: bytes | bytearray, limit: int = 64) -> str:
-    shown = bytes(data[:limit])
-    return repr(shown) + ("..." if len(data) > limit else "")
+def _show(data: bytes | bytearray, secrets: frozenset[str], limit: int = 64) -> str:
+    """What the server sent, as repr() shows bytes: redacted (also a secret repr() escaped,
+    `p\\xc3\\xa4ss`), then clipped, so no cut ever shows a secret's prefix."""
+    return excerpt(repr(bytes(data)), secrets, limit)
 
 
 class _TlsCapture:

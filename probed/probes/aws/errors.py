@@ -129,7 +129,7 @@ def _client_error(exc: ClientError, secrets: Iterable[str]) -> ProbeResult:
     facts: dict[str, object] = {"aws_error_code": code, "http_status": meta.get("HTTPStatusCode")}
     if meta.get("RequestId"):
         facts["request_id"] = meta["RequestId"]  # what AWS support asks for
-    return with_code(reason, redact(_clip(detail), secrets), code, facts)
+    return with_code(reason, _clip(redact(detail, secrets)), code, facts)
 
 
 def with_code(reason: Reason, detail: str, code: str, facts: dict[str, object] | None = None) -> ProbeResult:
@@ -138,7 +138,8 @@ def with_code(reason: Reason, detail: str, code: str, facts: dict[str, object] |
 
 
 def _message(exc: BaseException, secrets: Iterable[str]) -> str:
-    return redact(_clip(str(exc) or type(exc).__name__), secrets)
+    # Redact, then clip: a secret cut at the limit would no longer match, and its prefix would show.
+    return _clip(redact(str(exc) or type(exc).__name__, secrets))
 
 
 def _clip(text: str) -> str:

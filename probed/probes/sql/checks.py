@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from probed.probes import MetricAlias
 from probed.probes.sql.attempt import Attempt
 from probed.probes.sql.config import SqlProbeConfig
+from probed.redact import excerpt
 from probed.result import Reason
 
 SQL_ALIASES: Mapping[str, MetricAlias] = {
@@ -50,7 +51,7 @@ def check_rows(attempt: Attempt, cfg: SqlProbeConfig, rows: Sequence[Sequence[ob
     attempt.facts["rows"] = len(rows)
     first = rows[0][0] if rows and len(rows[0]) else None
     if rows and len(rows[0]):
-        attempt.facts["first_value"] = text_of(first)[:200]
+        attempt.facts["first_value"] = excerpt(text_of(first), attempt.secrets, 200)
         number = number_of(first)
         if number is not None:
             attempt.values["query_value"] = number
@@ -63,9 +64,8 @@ def check_rows(attempt: Attempt, cfg: SqlProbeConfig, rows: Sequence[Sequence[ob
                                      f"query returned no value, expected {cfg.expect_value!r}"))
         elif text_of(first) != cfg.expect_value:
             got = text_of(first)
-            shown = got if len(got) <= 80 else got[:77] + "..."
-            attempt.problems.append((Reason.UNEXPECTED_RESULT,
-                                     f"first value is {shown!r}, expected {cfg.expect_value!r}"))
+            attempt.problems.append((Reason.UNEXPECTED_RESULT, f"first value is "
+                                     f"{excerpt(repr(got), attempt.secrets, 80)}, expected {cfg.expect_value!r}"))
 
 
 def record_sql_server(attempt: Attempt, flavor: str, version: str, tls: bool) -> None:
