@@ -33,6 +33,8 @@ COMPRESS_BYTES = 256 * 1024
 """Text handed to the compressor at a time: a millisecond or two of zlib at level 1."""
 INFLATE_BYTES = 256 * 1024
 """Plain text a decompressing reader produces per step, between yields to the loop."""
+WRITE_BYTES = 256 * 1024
+"""What a reader writes before it lets the loop run something else."""
 GZIP_LEVEL = 1
 
 
@@ -55,12 +57,18 @@ class SharedBody:
             self.gzip = []  # the render catches up from the kept text
 
     async def follow(self, chunks: list[bytes]) -> AsyncIterator[bytes]:
-        i = 0
+        i = unpaused = 0
         while True:
             grown = self._grown
             while i < len(chunks):
                 yield chunks[i]
+                unpaused += len(chunks[i])
                 i += 1
+                if unpaused >= WRITE_BYTES:
+                    # A write the socket takes at once does not yield to the loop: without this, a
+                    # reader behind the render would copy megabytes in one step, and 200 of them ...
+                    unpaused = 0
+                    await asyncio.sleep(0)
             if self.error is not None:
                 raise self.error
             if self.done:
