@@ -48,11 +48,11 @@ def _on_other_core() -> None:
         os.sched_setaffinity(0, core)
 
 
-def make_config(url: str, probes: int) -> str:
+def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS) -> str:
     hostport = url.split("/")[2]
     lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", "probes:"]
     for i in range(probes):
-        interval = INTERVALS[i % len(INTERVALS)]
+        interval = intervals[i % len(intervals)]
         if i % 4 == 3:
             lines.append(f"  - {{name: tcp-{i}, type: tcp, target: '{hostport}', interval: {interval}, timeout: 2s}}")
         else:

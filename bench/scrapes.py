@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.scale import rss_mib
+from bench.scale import make_config, rss_mib
 from bench.targets import free_port, http_target, other_core, pin_to_first_core
 from probed.output.connections import WebLimits
 from probed.run import start_web
@@ -49,19 +49,6 @@ async def main():
                   flush=True)
 asyncio.run(main())
 """
-
-
-def make_config(url: str, probes: int) -> str:
-    hostport = url.split("/")[2]
-    lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", "probes:"]
-    for i in range(probes):
-        interval = INTERVALS[i % len(INTERVALS)]
-        if i % 4 == 3:
-            lines.append(f"  - {{name: tcp-{i}, type: tcp, target: '{hostport}', interval: {interval}, timeout: 2s}}")
-        else:
-            lines.append(f"  - {{name: http-{i}, type: http, target: '{url}?n={i}', interval: {interval}, "
-                         "timeout: 2s, labels: {team: bench}}")
-    return "\n".join(lines) + "\n"
 
 
 def lateness_ms(stats: SchedulerStats, runs_before: int, q: float) -> float:
@@ -101,7 +88,7 @@ class Sampler:
 async def run(url: str, probes: int, scrapers: int, rounds: int, every: float, encoding: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scrapes.yaml"
-        path.write_text(make_config(url, probes))
+        path.write_text(make_config(url, probes, INTERVALS))
         daemon = Daemon(str(path))
         await daemon.start()
         port = free_port()
