@@ -236,13 +236,15 @@ def _ago(now: float, ts: float | None) -> str:
     return "&ndash;" if not ts else f"{human_duration(max(now - ts, 0.0))} ago"
 
 
-def _success(window: dict[str, Any], label: str) -> str:
+def _success(window: dict[str, Any], label: str, interval_s: float) -> str:
     """The success share with its attempt count; a window not yet filled says how much it holds
     (after a minute of uptime, "100% (1d)" would claim a day)."""
     ratio, attempts = window["success_ratio"], window["attempts"]
     if ratio is None:
         return "&ndash;"
-    covered = window["covered_seconds"]
+    # Hour buckets say "some time in this hour"; attempts times the interval is closer when the
+    # probe ran to schedule. Either can overstate: take the smaller.
+    covered = min(window["covered_seconds"], attempts * interval_s)
     span = f" over {human_duration(covered)}" if covered < 0.9 * _WINDOW_S[label] else ""
     return f"{ratio * 100:.2f}% <small>of {attempts}{span}</small>"
 
@@ -268,8 +270,8 @@ def probe_row(p: dict[str, Any], now: float) -> str:
         f"<td>{_ago(now, last['timestamp'] if last else None)}</td>",
         "<td>&ndash;</td>" if last is None else f"<td>{last['duration_seconds'] * 1000:.1f} ms</td>",
         "<td>&ndash;</td>" if p5 is None else f"<td>{p5['p50'] * 1000:.1f} / {p5['p99'] * 1000:.1f} ms</td>",
-        f"<td>{_success(p['windows']['1h'], '1h')}</td>",
-        f"<td>{_success(p['windows']['1d'], '1d')}</td>",
+        f"<td>{_success(p['windows']['1h'], '1h', p['interval_seconds'])}</td>",
+        f"<td>{_success(p['windows']['1d'], '1d', p['interval_seconds'])}</td>",
     )
     detail = "" if last is None or last["success"] or not last["detail"] else (
         f"<tr class='detail'><td></td><td colspan='9'>{html.escape(last['detail'])}</td></tr>")
