@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate a config and estimate its load")
     check.add_argument("--config", default="probes.yaml")
+    check.add_argument("--no-env", action="store_true",
+                       help="do not read the environment: every ${VAR} is a placeholder, everything else is "
+                            "checked (CI without the secrets)")
     check.add_argument("--shards", type=int, default=1, help="also print how N shards would split the probes")
     check.add_argument("--replicas-per-probe", type=int, default=1, help="with --shards: copies of each probe")
     check.set_defaults(func=cmd_check)
@@ -140,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, placeholder_env=args.no_env)
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_CONFIG

@@ -8,26 +8,61 @@ errors are collected rather than stopping at the first. It knows nothing of prob
 Supported field types: str, int, float, bool, `X | None`, `tuple[X, ...]`, `Mapping[str, X]`,
 nested frozen dataclasses, `Literal[...]`, and `Annotated[T, Converter(fn)]` for values parsed
 from a scalar (config/schema.py). `Annotated[..., SECRET]` marks every string inside as a secret.
-`${VAR}` in a string is replaced from the environment; every replaced value is a secret.
+
+`${VAR}` in a string is replaced from the environment, `${VAR:-default}` too but with `default`
+when VAR is unset or empty (as in a shell), and `$$` is a literal `$`. Every value read from the
+environment is a secret, except where the converter is told otherwise (label values: they are
+exported as labels by design). A message about an interpolated value shows the text as written
+(`"${API_TOKEN}"`), never the value.
+
+Hostile input costs little: the file is read with a size limit (`read_small_file`), and a first
+pass over the YAML events refuses documents that nest too deeply (libyaml's composer recurses)
+or expand to too many nodes through aliases (a "billion laughs") before any node is built.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
 import yaml
 
-from probed.config.schema import SECRET, ConfigIssue, Converter, FieldError, value_kind
+from probed.config.schema import (
+    ALLOW_NONFINITE,
+    MAX_INT,
+    MAX_SHOWN_ISSUES,
+    SECRET,
+    ConfigError,
+    ConfigIssue,
+    Converter,
+    FieldError,
+    clip,
+    value_kind,
+)
+from probed.redact import MIN_SECRET_LENGTH, redact
 
-# libyaml's parser composes the same nodes, marks included, several times faster than PyYAML's
-# pure-Python one; parsing is most of a large config's start-up.
+# libyaml's parser composes the same nodes, marks included, about 4x faster than PyYAML's pure-Python
+# one: 10,000 probes parse in ~1 s instead of ~4 s, which is most of start-up.
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+"""A config of 10,000 probes is about 2 MB."""
+MAX_NODES = 1_000_000
+"""YAML nodes in a document, each use of an alias counting the nodes it stands for. 10,000 probes
+are about 250,000; a million composed nodes take about 600 MB, which is as far as we go."""
+MAX_DEPTH = 64
+"""Nesting levels. libyaml's composer recurses once per level (100,000 levels crash the process)
+and its scanner slows down quadratically with depth; real configs nest fewer than 10."""
+HINT_CUTOFF = 0.75
+"""How close an unknown key must be to a known one for a "did you mean" (difflib's ratio): 0.6,
+difflib's default, offered 'redis' for 'retries'."""
 
 
 class Invalid(Exception):
@@ -35,23 +70,156 @@ class Invalid(Exception):
         self.node, self.message, self.path = node, message, path
 
 
-_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+PLACEHOLDER_PREFIX = "placeholder-"
+
+
+# --------------------------------------------------------------------------- reading and composing
+
+
+def decode(data: bytes, filename: str) -> str:
+    """UTF-8 bytes -> text, or a ConfigError pointing at the first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
+        issue = ConfigIssue(filename, data.count(b"\n", 0, exc.start) + 1, column, "",
+                            f"invalid UTF-8 (byte 0x{data[exc.start]:02x}): a config file must be UTF-8")
+        raise ConfigError([issue]) from None
+
+
+def compose(text: str, filename: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> yaml.Node | None:
+    """The document's root node (None for an empty file), or a ConfigError with FILE:LINE:COL."""
+    try:
+        _check_shape(text, filename, max_nodes, max_depth)
+        node: yaml.Node | None = yaml.compose(text, Loader=YAML_LOADER)
+        return node
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        message = f"YAML syntax: {exc.problem}"
+        if mark is not None and _flow_interpolation(text, mark.line):
+            message += (" (in a flow mapping or list, `{` ends a plain value: `{password: ${X}}` reads as a "
+                        "nested mapping; quote it: `{password: \"${X}\"}`)")
+        raise ConfigError([ConfigIssue(filename, line, col, "", message)]) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[:exc.position]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise ConfigError([ConfigIssue(filename, line, col, "",
+                                       f"YAML: character U+{ord(char):04X} is not allowed in YAML")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue(filename, 0, 0, "", f"YAML: {exc}")]) from None
+
+
+def _flow_interpolation(text: str, line: int) -> bool:
+    lines = text.splitlines()
+    return line < len(lines) and re.search(r"[{\[,]\s*(?:[^\s\"'][^:]*:\s*)?\$\{", lines[line]) is not None
+
+
+class _Refused(Exception):
+    def __init__(self, mark: Any, message: str) -> None:
+        self.line: int = mark.line + 1 if mark is not None else 0
+        self.column: int = mark.column + 1 if mark is not None else 0
+        self.message = message
+
+
+def _check_shape(text: str, filename: str, max_nodes: int, max_depth: int) -> None:
+    """Count nodes (aliases expanded) and depth from the event stream, stopping at the first excess."""
+    try:
+        _walk_events(yaml.parse(text, Loader=YAML_LOADER), max_nodes, max_depth)
+    except _Refused as exc:
+        raise ConfigError([ConfigIssue(filename, exc.line, exc.column, "", exc.message)]) from None
+
+
+def _walk_events(events: Iterator[yaml.Event], max_nodes: int, max_depth: int) -> None:
+    count = 0
+    open_nodes: list[tuple[str | None, int]] = []
+    sizes: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            size = sizes.get(event.anchor or "")
+            if size is None:
+                if any(anchor == event.anchor for anchor, _ in open_nodes):
+                    raise _Refused(event.start_mark, f"alias *{event.anchor} is inside its own anchor (a cycle)")
+                continue  # undefined: the composer reports it
+            count += size
+        elif isinstance(event, yaml.ScalarEvent):
+            count += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            count += 1
+            open_nodes.append((event.anchor, count))
+            if len(open_nodes) > max_depth:
+                raise _Refused(event.start_mark, f"YAML nested more than {max_depth} levels deep")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, start = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = count - start + 1
+        if count > max_nodes:
+            raise _Refused(event.start_mark, f"the document expands to more than {max_nodes:,} YAML nodes "
+                                             "(every use of an alias counts the nodes it repeats)")
+
+
+# --------------------------------------------------------------------------- converting
+
 
 class NodeConverter:
-    """Converts YAML nodes into typed values, collecting every problem as a ConfigIssue."""
+    """Converts YAML nodes into typed values, collecting every problem as a ConfigIssue.
 
-    def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
+    `placeholders`: an unset variable is not an error but a placeholder, and an error about a
+    value that holds one is dropped (the field keeps its default): `probed check --no-env`.
+    """
+
+    def __init__(self, filename: str, environ: Mapping[str, str], placeholders: bool = False) -> None:
         self.filename = filename
         self.environ = environ
+        self.placeholders = placeholders
         self.issues: list[ConfigIssue] = []
+        self._seen: set[ConfigIssue] = set()
         self.secrets: set[str] = set()
+        self.unit_secrets: set[str] | None = None
+        """While a unit (a probe) is converted: the secrets found in it."""
+        self.public = False
+        """While set, values read from the environment are not recorded as secrets (label values)."""
+        self._interpolated: dict[int, tuple[yaml.Node, str, list[tuple[str, str]]]] = {}
+        """id(node) -> (node, resolved text, [(variable, value)]) for scalars that used the environment."""
+        self._placeholder_nodes: set[int] = set()
         self._constructor = yaml.SafeLoader("")
 
     def issue(self, node: yaml.Node | None, path: str, message: str) -> None:
+        if node is not None and id(node) in self._placeholder_nodes:
+            return
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
+        if node is not None and id(node) in self._interpolated:
+            message = self._mask(node, message)
         found = ConfigIssue(self.filename, line, col, path, message)
-        if found not in self.issues:
+        if found not in self._seen:
+            self._seen.add(found)
             self.issues.append(found)
+
+    def is_placeholder(self, node: yaml.Node | None) -> bool:
+        return node is not None and id(node) in self._placeholder_nodes
+
+    def _mask(self, node: yaml.Node, message: str) -> str:
+        """Show the text as written (`${API_TOKEN}`) where a message quotes an interpolated value."""
+        _, resolved, used = self._interpolated[id(node)]
+        for value, written in [(resolved, str(node.value)), *((v, f"${{{var}}}") for var, v in used)]:
+            if not value:
+                continue
+            for quoted, shown in ((f'"{value}"', f'"{written}"'), (repr(value), repr(written))):
+                message = message.replace(quoted, shown)
+            if len(value) >= MIN_SECRET_LENGTH:
+                message = message.replace(value, written)
+        return message
+
+    def record_secret(self, value: str) -> None:
+        if value:
+            self.secrets.add(value)
+            if self.unit_secrets is not None:
+                self.unit_secrets.add(value)
 
     def convert_or(self, node: yaml.Node | None, tp: Any, path: str, fallback: Any) -> Any:
         if node is None:
@@ -67,6 +235,7 @@ class NodeConverter:
         if origin is Annotated:
             base, *meta = typing.get_args(tp)
             secret = secret or any(m is SECRET for m in meta)
+            finite = not any(m is ALLOW_NONFINITE for m in meta)
             for m in meta:
                 if isinstance(m, Converter):
                     raw = self.scalar(node, object, path, secret=secret)
@@ -76,6 +245,8 @@ class NodeConverter:
                         return m.fn(raw)
                     except ValueError as exc:
                         raise Invalid(node, str(exc), path) from None
+            if base is float and not finite:
+                return self.scalar(node, float, path, secret=secret, finite=False)
             return self.convert(node, base, path, secret)
         if origin in (types.UnionType, typing.Union):
             args = typing.get_args(tp)
@@ -92,8 +263,8 @@ class NodeConverter:
         if origin is Literal:
             allowed = typing.get_args(tp)
             value = self.scalar(node, object, path, secret=secret)
-            if value not in allowed:
-                raise Invalid(node, f"invalid value {value!r} (one of: {', '.join(map(str, allowed))})", path)
+            if not isinstance(value, str | int | float | bool | None) or value not in allowed:
+                raise Invalid(node, f"invalid value {clip(repr(value))} (one of: {', '.join(map(str, allowed))})", path)
             return value
         if origin in (tuple, list):
             if not isinstance(node, yaml.SequenceNode):
@@ -104,27 +275,26 @@ class NodeConverter:
                 try:
                     out.append(self.convert(item, item_tp, f"{path}[{i}]", secret))
                 except Invalid as exc:
-                    errors.append(exc)
+                    if not self.is_placeholder(exc.node):
+                        errors.append(exc)
             self._raise_all(errors)
             return tuple(out)
         if origin in (dict, Mapping, typing.Mapping) or tp is dict:
-            if not isinstance(node, yaml.MappingNode):
-                raise Invalid(node, f"expected a mapping, got {node_kind(node)}", path)
             _key_tp, value_tp = typing.get_args(tp) or (str, Any)
             result: dict[str, Any] = {}
             errors = []
-            for key_node, value_node in node.value:
-                key = self.scalar(key_node, str, path)
+            for key, _key_node, value_node in self.mapping_entries(node, path):
                 try:
                     result[key] = self.convert(value_node, value_tp, f"{path}.{key}", secret)
                 except Invalid as exc:
-                    errors.append(exc)
+                    if not self.is_placeholder(exc.node):
+                        errors.append(exc)
             self._raise_all(errors)
             return result
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             return self._dataclass(node, tp, path, secret)
         if tp is Any or tp is object:
-            return self._construct(node)
+            return self._construct(node, path)
         if tp in (str, int, float, bool):
             return self.scalar(node, tp, path, secret=secret)
         raise TypeError(f"config schema uses an unsupported type {tp!r} at {path}")
@@ -132,24 +302,25 @@ class NodeConverter:
     def _dataclass(self, node: yaml.Node, cls: type, path: str, secret: bool) -> Any:
         if is_null(node):
             node = yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
-        if not isinstance(node, yaml.MappingNode):
-            raise Invalid(node, f"expected a mapping, got {node_kind(node)}", path)
         hints = typing.get_type_hints(cls, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-        items = self.mapping_items(node, path, allowed=tuple(fields), report=False)
+        items: dict[str, yaml.Node] = {}
         errors: list[Invalid] = []
-        for key_node, _ in node.value:
-            if key_node.value not in fields:
-                errors.append(Invalid(key_node, unknown_key_message(key_node.value, tuple(fields)),
-                                       f"{path}.{key_node.value}"))
+        for key, key_node, value_node in self.mapping_entries(node, path):
+            if key in fields:
+                items[key] = value_node
+            else:
+                errors.append(Invalid(key_node, unknown_key_message(key, tuple(fields)), f"{path}.{key}"))
         kwargs: dict[str, Any] = {}
         for fname, f in fields.items():
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if fname in items:
                 try:
                     kwargs[fname] = self.convert(items[fname], hints[fname], f"{path}.{fname}", secret)
                 except Invalid as exc:
-                    errors.append(exc)
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    if not (self.is_placeholder(exc.node) and not required):
+                        errors.append(exc)  # a placeholder's field keeps its default (--no-env)
+            elif required:
                 errors.append(Invalid(node, f"missing required key '{fname}'", path))
         self._raise_all(errors)
         try:
@@ -168,83 +339,159 @@ class NodeConverter:
             self.issue(exc.node, exc.path, exc.message)
         raise errors[-1]
 
+    def mapping_entries(self, node: yaml.Node, path: str) -> Iterator[tuple[str, yaml.Node, yaml.Node]]:
+        """(key, key node, value node) of a mapping with string keys; reports duplicate and
+        non-string keys (YAML says duplicates are errors: the last one does not silently win)."""
+        if not isinstance(node, yaml.MappingNode):
+            raise Invalid(node, f"expected a mapping, got {node_kind(node)}", path)
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or is_null(key_node):
+                self.issue(key_node, path, f"a key must be a string, got {node_kind(key_node)}")
+                continue
+            key = str(key_node.value)
+            if key in seen:
+                self.issue(key_node, _join(path, key), f"duplicate key '{key}'")
+                continue
+            seen.add(key)
+            yield key, key_node, value_node
+
     def mapping_items(self, node: yaml.Node, path: str, allowed: tuple[str, ...] | None,
-                       report: bool = True) -> dict[str, yaml.Node]:
+                      report: bool = True) -> dict[str, yaml.Node]:
+        """The entries of a mapping by key; with `allowed`, unknown keys are reported too."""
         if not isinstance(node, yaml.MappingNode):
             self.issue(node, path, f"expected a mapping, got {node_kind(node)}")
             return {}
         items: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if report and key in items:
-                self.issue(key_node, _join(path, key), f"duplicate key '{key}'")
+        for key, key_node, value_node in self.mapping_entries(node, path):
             if report and allowed is not None and key not in allowed:
                 self.issue(key_node, _join(path, key), unknown_key_message(key, allowed))
             items[key] = value_node
         return items
 
-    def _construct(self, node: yaml.Node) -> Any:
-        return self._constructor.construct_object(node, deep=True)
+    def _construct(self, node: yaml.Node, path: str) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
+            if isinstance(exc, ValueError) and "limit" in str(exc) and "digits" in str(exc):
+                message = "integer too large (more than 4300 digits)"
+            elif isinstance(exc, yaml.MarkedYAMLError):
+                message = f"cannot read this value: {exc.problem}"
+            elif isinstance(node, yaml.ScalarNode):  # `!!int "many"`
+                message = f'invalid {_tag_word(node).split(" ", 1)[-1]} "{clip(str(node.value))}"'
+            else:
+                message = f"cannot read {_tag_word(node)}: {clip(str(exc))}"
+            raise Invalid(node, message, path) from None
 
-    def scalar(self, node: yaml.Node, tp: Any, path: str, secret: bool = False) -> Any:
+    def scalar(self, node: yaml.Node, tp: Any, path: str, secret: bool = False, finite: bool = True) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise Invalid(node, f"expected {_type_word(tp)}, got {node_kind(node)}", path)
-        value = self._construct(node)
+        if node.tag != "tag:yaml.org,2002:str" and "${" in str(node.value):
+            # `!!int "${PORT}"`: interpolate first, then read the text as the tag says.
+            text = self._interpolate(str(node.value), node, path, secret)
+            value = self._construct(yaml.ScalarNode(node.tag, text, node.start_mark, node.end_mark, node.style), path)
+        else:
+            value = self._construct(node, path)
         if isinstance(value, str):
             value = self._interpolate(value, node, path, secret)
-            if tp in (int, float) and node.tag == "tag:yaml.org,2002:str" and value != node.value:
-                # `${PORT}` resolved from the environment: re-read it as YAML would.
-                value = yaml.safe_load(value)
+            if tp in (int, float) and id(node) in self._interpolated:
+                value = _number(value, tp)  # `${PORT}` from the environment: read as a number
         if tp is object:
             return value
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            value = float(value) if abs(value) <= MAX_INT else math.inf
         if tp is str and isinstance(value, (int, float)) and not isinstance(value, bool) and node.style is None:
             # `port: 5432` where a string is expected: unambiguous, accept it as written.
             return node.value
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            shown = f'"{value}"' if isinstance(value, str) else repr(value)
-            raise Invalid(node, f"expected {_type_word(tp)}, got {value_kind(value)} {shown}", path)
+            raise Invalid(node, f"expected {_type_word(tp)}, got {value_kind(value)} {_shown(value)}", path)
+        if tp is int and not -MAX_INT - 1 <= value <= MAX_INT:
+            raise Invalid(node, "integer out of range (at most 2^63-1)", path)
+        if tp is float and finite and not math.isfinite(value):
+            raise Invalid(node, f"expected a finite number, got {value}", path)
         return value
 
     def _interpolate(self, value: str, node: yaml.Node, path: str, secret: bool) -> str:
         if "$" not in value:
-            if secret and value:
-                self.secrets.add(value)
+            if secret:
+                self.record_secret(value)
             return value
         missing: list[str] = []
+        malformed: list[str] = []
+        used: list[tuple[str, str]] = []
+        placeholder = False
 
         def sub(m: re.Match[str]) -> str:
+            nonlocal placeholder
             if m.group(0) == "$$":
                 return "$"
-            var = m.group(1)
-            if var not in self.environ:
-                missing.append(var)
+            var, default = m.group(1), m.group(2)
+            if var is None:
+                end = value.find("}", m.start())
+                malformed.append(value[m.start():end + 1 if end >= 0 else m.start() + 20])
                 return ""
-            resolved = self.environ[var]
-            if resolved:
-                self.secrets.add(resolved)
+            resolved = self.environ.get(var)
+            if default is not None and not resolved:
+                return default  # written in the file: not a secret of itself
+            if resolved is None:
+                if not self.placeholders:
+                    missing.append(var)
+                    return ""
+                placeholder = True
+                resolved = f"{PLACEHOLDER_PREFIX}{var}"
+            used.append((var, resolved))
+            if not self.public:
+                self.record_secret(resolved)
             return resolved
 
         out = _ENV_REF.sub(sub, value)
+        if used or missing:
+            self._interpolated[id(node)] = (node, out, used)
+        if placeholder:
+            self._placeholder_nodes.add(id(node))
+        if malformed:
+            raise Invalid(node, f'invalid variable reference "{malformed[0]}" (write ${{VAR}} or ${{VAR:-default}}; '
+                                f'$$ for a literal $)', path)
         if missing:
             raise Invalid(node, f"environment variable {missing[0]} is not set", path)
-        if secret and out:
-            self.secrets.add(out)
+        if secret:
+            self.record_secret(out)
         return out
+
+    def final_issues(self) -> list[ConfigIssue]:
+        """Every issue in file order; the shown ones pass through redaction once more, in case a
+        secret reached a message through another node (a dataclass's own check, say)."""
+        ordered = sorted(self.issues, key=lambda i: (i.line, i.column))
+        for i, found in enumerate(ordered[:MAX_SHOWN_ISSUES]):
+            masked = redact(found.message, self.secrets)
+            if masked != found.message:
+                ordered[i] = dataclasses.replace(found, message=masked)
+        return ordered
+
+
+def _number(text: str, tp: Any) -> Any:
+    """An interpolated value where a number is expected: digits, or a decimal for floats."""
+    stripped = text.strip()
+    if re.fullmatch(r"[-+]?\d{1,30}", stripped):
+        return int(stripped)
+    if tp is float and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", stripped) and len(stripped) < 64:
+        return float(stripped)
+    return text
 
 
 def merge(defaults: yaml.Node, node: yaml.Node) -> yaml.Node:
     """Deep-merge mapping nodes: the probe's own keys win; values keep their own marks."""
     if not (isinstance(defaults, yaml.MappingNode) and isinstance(node, yaml.MappingNode)):
         return node
-    own = {k.value: (k, v) for k, v in node.value}
+    own = {k.value: (i, v) for i, (k, v) in enumerate(node.value) if isinstance(k, yaml.ScalarNode)}
     merged = list(node.value)
     for key_node, default_value in defaults.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            continue
         if key_node.value in own:
-            k, v = own[key_node.value]
+            i, v = own[key_node.value]
             if isinstance(v, yaml.MappingNode) and isinstance(default_value, yaml.MappingNode):
-                merged[merged.index((k, v))] = (k, merge(default_value, v))
+                merged[i] = (merged[i][0], merge(default_value, v))
         else:
             merged.append((key_node, default_value))
     return yaml.MappingNode(node.tag, merged, node.start_mark, node.end_mark)
@@ -253,15 +500,18 @@ def merge(defaults: yaml.Node, node: yaml.Node) -> yaml.Node:
 def key_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
-            if k.value == key:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
                 return v  # type: ignore[no-any-return]
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
+    """'unknown key ... (did you mean ...?)'. Cached: a file with an error repeated 20,000 times
+    asks the same question 20,000 times, and difflib takes ~50 us to answer it."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=HINT_CUTOFF)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
-    return f"unknown key '{key}'{hint}"
+    return f"unknown key '{clip(key)}'{hint}"
 
 
 def is_null(node: yaml.Node) -> bool:
@@ -273,11 +523,25 @@ def node_kind(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return "null" if is_null(node) else f'"{node.value}"'
+    return "null" if is_null(node) else f'"{clip(str(node.value))}"'
 
 
 def _type_word(tp: Any) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, "a value")
+
+
+def _tag_word(node: yaml.Node) -> str:
+    tag = str(node.tag).rsplit(":", 1)[-1]
+    return {"int": "an integer", "float": "a number", "bool": "a boolean", "timestamp": "a timestamp",
+            "binary": "binary data"}.get(tag, f"a {tag}")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{clip(value)}"'
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "(too large to show)"
+    return clip(repr(value))
 
 
 def _join(path: str, key: str) -> str:

@@ -7,21 +7,22 @@ The probe types are not imported here: the caller passes the table of types
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import yaml
 
-from probed.config.loader import YAML_LOADER, NodeConverter, key_value, merge, node_kind
-from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError
+from probed.config.loader import MAX_FILE_BYTES, Invalid, NodeConverter, compose, decode, key_value, merge, node_kind
+from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError, clip, read_small_file
 from probed.config.slo import SloSection, SloSpec, resolve
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}$")
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Matched with fullmatch: `$` alone would accept "abc\n" (it matches before a final newline).
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Labels probed's own series use, plus Prometheus's target labels (which it would rename).
 RESERVED_LABELS = frozenset({
     "probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "cause",
@@ -58,12 +59,19 @@ class ProbeSpec:
     settings: Any
     latency_threshold: float | None = None
     """SLI threshold: an attempt is "fast enough" when it succeeded within it (default: timeout)."""
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    """The secrets in this probe's own settings (its `${VAR}` values, header values, passwords)."""
 
     @property
     def fingerprint(self) -> tuple[Any, ...]:
-        """Equal fingerprints mean a reload can keep this probe's ring and running task."""
+        """Equal fingerprints mean a reload can keep this probe's running task (and its ring).
+
+        It covers the probe's own secrets by digest: some are kept out of repr() (passwords), and a
+        rotated one must restart this probe, and only this one.
+        """
+        digest = hashlib.sha256("\0".join(sorted(self.secrets)).encode()).hexdigest()
         return (self.type, self.target, self.interval, self.timeout, tuple(sorted(self.labels.items())),
-                repr(self.settings), self.latency_threshold)
+                repr(self.settings), self.latency_threshold, digest)
 
 
 @dataclass(frozen=True)
@@ -109,18 +117,33 @@ class KindTable(Protocol):
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(path: str | os.PathLike[str], kinds: KindTable, environ: Mapping[str, str] | None = None) -> Config:
-    """Parse and validate a whole config file. Raises ConfigError listing every problem."""
-    p = Path(path)
+def load_config(path: str | os.PathLike[str], kinds: KindTable, environ: Mapping[str, str] | None = None,
+                placeholders: bool = False) -> Config:
+    """Parse and validate a whole config file. Raises ConfigError listing every problem.
+
+    `placeholders`: unset variables are placeholders, not errors (see NodeConverter).
+    """
+    filename = os.fspath(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigIssue(str(path), 0, 0, "", f"cannot read config: {exc.strerror or exc}")]) from None
-    return parse_config(text, str(path), os.environ if environ is None else environ, kinds)
+        data = read_small_file(path, MAX_FILE_BYTES)
+    except ValueError as exc:
+        message = str(exc).replace(f"cannot read {filename}:", "cannot read config:", 1)
+        message = message.replace(f"{filename} is", "the config is", 1)
+        raise ConfigError([ConfigIssue(filename, 0, 0, "", message)]) from None
+    text = decode(data, filename)
+    return parse_config(text, filename, os.environ if environ is None else environ, kinds, placeholders)
 
 
-def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: KindTable) -> Config:
-    return _ConfigLoader(filename, environ, kinds).load(text)
+def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: KindTable,
+                 placeholders: bool = False) -> Config:
+    loader = _ConfigLoader(filename, environ, kinds, placeholders)
+    try:
+        return loader.load(text)
+    except ConfigError:
+        raise
+    except (Exception, RecursionError) as exc:  # a bug of ours: an error to report, not a traceback
+        message = f"internal error while checking the config ({type(exc).__name__}): please report it"
+        raise ConfigError([*loader.final_issues(), ConfigIssue(filename, 0, 0, "", message)]) from exc
 
 
 _TOP_KEYS = ("defaults", "labels", "probes", "scheduler", "slos")
@@ -129,19 +152,13 @@ _COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "late
 
 
 class _ConfigLoader(NodeConverter):
-    def __init__(self, filename: str, environ: Mapping[str, str], kinds: KindTable) -> None:
-        super().__init__(filename, environ)
+    def __init__(self, filename: str, environ: Mapping[str, str], kinds: KindTable, placeholders: bool) -> None:
+        super().__init__(filename, environ, placeholders)
         self.kinds = kinds
+        self._label_values: list[tuple[yaml.Node, str, str]] = []
 
     def load(self, text: str) -> Config:
-        try:
-            root = yaml.compose(text, Loader=YAML_LOADER)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-            raise ConfigError([ConfigIssue(self.filename, line, col, "", f"YAML syntax: {exc.problem}")]) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError([ConfigIssue(self.filename, 0, 0, "", f"YAML: {exc}")]) from None
+        root = compose(text, self.filename)
         if root is None:
             raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "the file is empty: expected `probes:`")])
         if not isinstance(root, yaml.MappingNode):
@@ -164,21 +181,40 @@ class _ConfigLoader(NodeConverter):
             seen: dict[str, yaml.Node] = {}
             for i, node in enumerate(probes_node.value):
                 path = f"probes[{i}]"
-                spec = self._probe(node, defaults, path, labels)
-                if spec is None:
+                self.unit_secrets = set()
+                try:
+                    spec = self._probe(node, defaults, path, labels)
+                except Invalid as exc:  # anything not caught closer still names its place
+                    self.issue(exc.node, exc.path, exc.message)
+                    spec = None
+                secrets, self.unit_secrets = frozenset(self.unit_secrets), None
+                # A duplicate name is reported even when either probe has errors of its own: all in one pass.
+                name_node = key_value(node, "name")
+                name = spec.name if spec is not None else _written_name(name_node)
+                if name is None:
                     continue
-                if spec.name in seen:
-                    first = seen[spec.name]
-                    self.issue(key_value(node, "name") or node, f"{path}.name",
-                               f'duplicate probe name "{spec.name}" (first at line {first.start_mark.line + 1})')
+                if name in seen and name_node is not None:
+                    first = seen[name]
+                    self.issue(name_node, f"{path}.name",
+                               f'duplicate probe name "{name}" (first at line {first.start_mark.line + 1})')
                     continue
-                seen[spec.name] = key_value(node, "name") or node
-                probes.append(spec)
+                seen[name] = name_node or node
+                if spec is not None:
+                    probes.append(replace(spec, secrets=secrets) if secrets else spec)
 
         slos = self._slos(top.get("slos"), probes, probes_node)
+        self._check_label_values()
         if self.issues:
-            raise ConfigError(sorted(self.issues, key=lambda i: (i.line, i.column)))
+            raise ConfigError(self.final_issues())
         return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos))
+
+    def _check_label_values(self) -> None:
+        """Label values are exported as they are (they are not secrets, even from `${VAR}`): one that
+        is also a secret of this file would leak it into every scrape."""
+        for node, path, value in self._label_values:
+            if value in self.secrets and value:
+                self.issue(node, path, "this label value is also a secret in this file (a header, a password or "
+                                       "a ${VAR} used there): label values are exported in every metric")
 
     # -- SLOs
     def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], probes_node: yaml.Node | None) -> list[SloSpec]:
@@ -199,7 +235,7 @@ class _ConfigLoader(NodeConverter):
             if not isinstance(section, SloSection):
                 continue
             name_node = key_value(item, "name") or item
-            if not NAME_RE.match(section.name):
+            if not NAME_RE.fullmatch(section.name):
                 self.issue(name_node, f"{path}.name", f'invalid SLO name "{section.name}" (letters, digits and _.:/@-)')
                 continue
             if section.name in seen:
@@ -231,9 +267,12 @@ class _ConfigLoader(NodeConverter):
         if type_node is None:
             self.issue(node, path, f"missing required key 'type' (one of: {', '.join(kind_names)})")
             return None
-        type_name = self.scalar(type_node, str, f"{path}.type")
+        type_name = self.convert_or(type_node, str, f"{path}.type", None)
+        if type_name is None:
+            return None
         if type_name not in kind_names:
-            self.issue(type_node, f"{path}.type", f"unknown probe type {type_name!r} (one of: {', '.join(kind_names)})")
+            self.issue(type_node, f"{path}.type",
+                       f"unknown probe type {clip(type_name)!r} (one of: {', '.join(kind_names)})")
             return None
         kind = self.kinds.get(type_name)
         for other in kind_names:
@@ -244,18 +283,23 @@ class _ConfigLoader(NodeConverter):
         items = self.mapping_items(merged, path, allowed=None)
 
         name = self._required(items, node, "name", str, path)
-        if isinstance(name, str) and not NAME_RE.match(name):
+        if isinstance(name, str) and not NAME_RE.fullmatch(name):
             self.issue(items["name"], f"{path}.name",
-                       f'invalid probe name "{name}" (letters, digits and _.:/@-, at most 128 characters)')
+                       f'invalid probe name {_quoted(name)} (letters, digits and _.:/@-, at most 128 characters)')
         target_node = items.get("target")
         if target_node is None and kind.derive_target is None:
             self.issue(node, path, "missing required key 'target'")
             target: Any = None
         else:
-            target = self.scalar(target_node, str, f"{path}.target") if target_node is not None else None
+            target = self.convert_or(target_node, str, f"{path}.target", None) if target_node is not None else None
 
         settings_node = items.get(type_name)
+        settings_errors = len(self.issues)
         settings = self.convert_or(settings_node, kind.config_cls, f"{path}.{type_name}", None)
+        if settings is None and settings_node is not None and len(self.issues) == settings_errors:
+            # Only a placeholder's error, dropped (--no-env), and on a field with no default.
+            self.issue(settings_node, f"{path}.{type_name}", "needs the environment to be checked (a required "
+                                                              "value is a ${VAR})")
         if settings is None and settings_node is None:
             try:
                 settings = kind.config_cls()
@@ -264,7 +308,7 @@ class _ConfigLoader(NodeConverter):
 
         if target is None and kind.derive_target is not None and settings is not None:
             target = kind.derive_target(settings)
-        if isinstance(target, str) and kind.validate_target is not None:
+        if isinstance(target, str) and kind.validate_target is not None and not self.is_placeholder(target_node):
             try:
                 kind.validate_target(target, settings)
             except ValueError as exc:
@@ -294,7 +338,8 @@ class _ConfigLoader(NodeConverter):
         if clash:
             self.issue(items.get("labels"), f"{path}.labels", f"label {clash[0]!r} is already a global label")
 
-        if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str):
+        if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str) \
+                or (settings is None and settings_node is not None):
             return None
         return ProbeSpec(name=name, type=type_name, target=target, interval=interval, timeout=timeout,
                          labels=labels, settings=settings, latency_threshold=latency_threshold)
@@ -316,17 +361,40 @@ class _ConfigLoader(NodeConverter):
     def _labels(self, node: yaml.Node | None, path: str) -> dict[str, str]:
         if node is None:
             return {}
-        labels = self.convert_or(node, Mapping[str, str], path, {})
+        self.public = True  # label values are exported: never secrets (see _check_label_values)
+        try:
+            labels = self.convert_or(node, Mapping[str, str], path, {})
+        finally:
+            self.public = False
         self._check_labels(node, path)
+        for key_node, value_node in node.value if isinstance(node, yaml.MappingNode) else ():
+            value = labels.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if isinstance(value, str):
+                self._label_values.append((value_node, f"{path}.{key_node.value}", value))
         return dict(labels)
 
     def _check_labels(self, node: yaml.Node | None, path: str, extra_reserved: frozenset[str] = frozenset()) -> None:
         for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-            key = key_node.value
-            if not LABEL_NAME_RE.match(key):
-                self.issue(key_node, f"{path}.{key}", f"invalid label name {key!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # reported by the conversion: a key must be a string
+            key = str(key_node.value)
+            if not LABEL_NAME_RE.fullmatch(key):
+                self.issue(key_node, f"{path}.{key}",
+                           f"invalid label name {clip(key)!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
             elif key in RESERVED_LABELS or key in extra_reserved or key.startswith(("__", "sloth_")):
                 self.issue(key_node, f"{path}.{key}", f"label name {key!r} is reserved by probed")
+
+
+def _written_name(node: yaml.Node | None) -> str | None:
+    """A probe's name as written, for spotting duplicates among probes that have other errors."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str" and "$" not in node.value:
+        return str(node.value)
+    return None
+
+
+def _quoted(text: str) -> str:
+    """A value quoted for a message, control characters escaped ("abc\\n", not a broken line)."""
+    return '"' + clip(text).encode("unicode_escape").decode("ascii").replace('"', '\\"') + '"'
 
 
 def _fmt_s(seconds: float) -> str:

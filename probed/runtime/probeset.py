@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -26,32 +26,18 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
                 placeholder_env: bool = False) -> Config:
     """Read and validate a config file. Raises ConfigError listing every problem.
 
-    `placeholder_env`: answer every `${VAR}` with a placeholder instead of the environment (for
-    `--no-env`: generating rules in CI without the secrets the config names).
+    `placeholder_env` (`--no-env`: checking a config or generating rules in CI without the secrets
+    it names): the environment is not read; every `${VAR}` is `placeholder-VAR` (`${VAR:-x}` is
+    `x`), and a value that holds a placeholder is not judged (the field keeps its default).
     """
     with collector.paused():  # ~100 objects per probe, nearly all kept: collecting meanwhile finds nothing
-        return model.load_config(path, KINDS, PlaceholderEnv() if placeholder_env else environ)
+        return model.load_config(path, KINDS, {} if placeholder_env else environ, placeholders=placeholder_env)
 
 
 def parse_config(text: str, filename: str, environ: Mapping[str, str], placeholder_env: bool = False) -> Config:
     with collector.paused():
-        return model.parse_config(text, filename, PlaceholderEnv() if placeholder_env else environ, KINDS)
-
-
-class PlaceholderEnv(Mapping[str, str]):
-    """An environment that has every variable: `${VAR}` reads as `placeholder-VAR`."""
-
-    def __getitem__(self, key: str) -> str:
-        return f"placeholder-{key}"
-
-    def __contains__(self, key: object) -> bool:
-        return isinstance(key, str)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
+        return model.parse_config(text, filename, {} if placeholder_env else environ, KINDS,
+                                  placeholders=placeholder_env)
 
 
 class ProbeSet:
