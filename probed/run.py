@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -54,9 +55,15 @@ def print_config_error(exc: ConfigError) -> None:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:9470' or '[::1]:9470' -> (host, port); anything else exits 2 with a message.
+
+    The port is checked here: 99999 was cut to 16 bits below us, another port was bound, and the
+    log named one nobody listened on. Port 0 (any free port) is allowed.
+    """
     host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"probed: --listen must be HOST:PORT, got {listen!r}")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535:
+        print(f"probed: --listen must be HOST:PORT with a port from 0 to 65535, got {listen!r}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
     return host.strip("[]"), int(port)
 
 

@@ -41,8 +41,15 @@ def paused() -> Iterator[None]:
 
 
 def settle() -> None:
-    """Collect once, freeze what survives, and raise the generation-0 threshold."""
+    """Collect once, freeze what survives, and raise the generation-0 threshold.
+
+    Everything frozen earlier is thawed first: a reload replaces probes, and the replaced ones were
+    frozen at the previous settle. Frozen objects are never collected, so without the thaw every
+    reload kept its predecessors' cycles for good (300 reloads of 500 probes: 64k -> 2.2M frozen
+    objects, 74 -> 484 MB). The cost is one full collection per start or reload, not per attempt.
+    """
     with paused():
+        gc.unfreeze()
         gc.collect()
         gc.freeze()
         _, gen1, gen2 = gc.get_threshold()

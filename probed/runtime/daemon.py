@@ -105,10 +105,14 @@ class Daemon:
             try:
                 config = await asyncio.to_thread(self._load)
             except ConfigError as exc:
-                self.reload_status = ReloadStatus(False, self.reload_status.last_success_ts)
-                errors = [str(i) for i in exc.issues]
-                log.error("reload failed, keeping the running config: %s", "; ".join(errors))
-                return ReloadOutcome(False, errors)
+                return self._failed([str(i) for i in exc.issues])
+            except Exception as exc:  # a reload never dies: SIGHUP has nobody to raise to
+                # Not a config problem but a bug of ours: still a failed reload (400, the flag at 0), never a
+                # 500 or "Task exception was never retrieved"; the traceback goes to the debug log only,
+                # since its text may quote the file.
+                log.debug("reload: loading %s raised", self.config_path, exc_info=True)
+                return self._failed([f"{self.config_path}: internal error while loading the config "
+                                     f"({type(exc).__name__}): please report it"])
             with collector.paused():
                 outcome = await self._apply(config)
                 await self.probes.ready()
@@ -118,15 +122,21 @@ class Daemon:
                      outcome.added, outcome.removed, outcome.changed, outcome.unchanged)
             return outcome
 
+    def _failed(self, errors: list[str]) -> ReloadOutcome:
+        self.reload_status = ReloadStatus(False, self.reload_status.last_success_ts)
+        log.error("reload failed, keeping the running config: %s", "; ".join(errors))
+        return ReloadOutcome(False, errors)
+
     async def _apply(self, config: Config) -> ReloadOutcome:
         assert self.scheduler is not None
         old_specs: Mapping[str, ProbeSpec] = {s.name: s for s in self.config.probes} if self.config else {}
         new_specs = {s.name: s for s in config.probes}
-        secrets_changed = self.config is not None and self.config.secrets != config.secrets
         outcome = ReloadOutcome(True, [])
 
-        stale = [n for n in old_specs if n not in new_specs or
-                 old_specs[n].fingerprint != new_specs[n].fingerprint or secrets_changed]
+        # A probe restarts when its own spec changed, its own secrets included (the fingerprint covers
+        # them): another probe's new header or password is no reason to restart it. Unchanged probes
+        # adopt the file's new secrets below, which is where their output is redacted.
+        stale = [n for n in old_specs if n not in new_specs or old_specs[n].fingerprint != new_specs[n].fingerprint]
         for name in stale:
             await self.scheduler.stop(name)
             await self.probes.remove(name)

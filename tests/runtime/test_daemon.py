@@ -219,3 +219,40 @@ def test_a_bad_config_at_start_exits_2_naming_file_line_and_field(daemon_factory
     d = daemon_factory(config, wait_ready=False)
     assert d.proc.wait(timeout=20) == 2
     assert f'{config}:5:15: probes[0].interval: invalid duration "5 s"' in d.log
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", ":9470", "127.0.0.1:٣"])
+def test_a_listen_address_with_an_impossible_port_exits_2(listen: str, tmp_path: Path) -> None:
+    # 99999 used to bind some other port while the log said 99999.
+    config = tmp_path / "probes.yaml"
+    config.write_text('probes: [{name: a, type: tcp, target: "127.0.0.1:1"}]\n')
+    out = subprocess.run([sys.executable, "-m", "probed.cli", "run", "--config", str(config), "--listen", listen,
+                          "--state-dir", ""], capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 2
+    assert f"probed: --listen must be HOST:PORT with a port from 0 to 65535, got {listen!r}" in out.stderr
+
+
+async def test_a_config_that_crashed_the_loader_is_a_400_and_a_logged_error(daemon_factory: Any,
+                                                                          tmp_path: Path) -> None:
+    config = tmp_path / "probes.yaml"
+    config.write_text('probes: [{name: a, type: tcp, target: "127.0.0.1:1", interval: 1h}]\n')
+    d = daemon_factory(config)
+    async with aiohttp.ClientSession() as s:
+        await wait_for(lambda m: "probed_probe_info" in m, s, d.url + "/metrics")
+        config.write_text('probes: [{name: a, type: [tcp], target: "127.0.0.1:1", interval: "${PROBED_TEST_TOKEN}"}]\n')
+        async with s.post(d.url + "/-/reload") as resp:
+            body = await resp.json()
+        assert resp.status == 400, body
+        assert body["errors"] == [f"{config}:1:26: probes[0].type: expected a string, got a list"]
+        m = parse((await get(s, d.url + "/metrics"))[1])
+        assert value(m, "probed_config_last_reload_successful") == 0
+
+        config.write_bytes(b'probes: [{name: "\xff", type: tcp, target: "127.0.0.1:1"}]\n')
+        d.proc.send_signal(signal.SIGHUP)
+        await wait_for(lambda m: "invalid UTF-8" in d.log, s, d.url + "/metrics")
+        assert "reload failed" in d.log and "invalid UTF-8 (byte 0xff)" in d.log
+        assert (await get(s, d.url + "/-/healthy"))[0] == 200
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=15) == 0
+    assert "Task exception was never retrieved" not in d.log and "Traceback" not in d.log
+    assert SECRET_TOKEN not in d.log
