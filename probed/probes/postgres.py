@@ -135,9 +135,12 @@ class PostgresProbe(DbProbe):
                 attempt.facts["sqlstate"] = exc.sqlstate
             return attempt.fail(reason, detail)
         finally:
-            if conn is not None:
+            if conn is None:
+                wire.abort()  # the connect failed (a server error, TLS, a timeout): nothing to say goodbye to
+            else:
                 if graceful:
                     await _close(conn, deadline)
+                    wire.abort()
                 else:
                     # asyncpg sends the server a cancel request when a query times out or its
                     # task is cancelled; closing the connection right away would abort that

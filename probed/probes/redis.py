@@ -134,8 +134,14 @@ class RedisProbe(DbProbe):
             reason, detail = _classify(exc, attempt.stage(stage), deadline)
             return attempt.fail(reason, detail)
         finally:
-            # No await happens before the socket is closed, so a cancelled attempt closes it too.
+            # redis-py's close of a TLS connection only starts the TLS shutdown: the socket stays
+            # open until the server answers close_notify (or for 30 s), and a cancelled attempt
+            # or a stopped loop leaks it. Aborting closes the socket now, as the http probe's
+            # reset does; no await happens before that, so a cancelled attempt closes it too.
+            writer = getattr(conn, "_writer", None)
             await conn.disconnect(nowait=True)
+            if writer is not None:
+                writer.transport.abort()
 
     def _check_info(self, attempt: Attempt, info: Mapping[str, str]) -> None:
         version, mode = info.get("redis_version", ""), info.get("redis_mode", "")

@@ -70,12 +70,22 @@ class Frames:
 
 
 class WireWatch:
-    """What an attempt registers in `WIRE_WATCH` to learn why its connection was cut."""
+    """What an attempt registers in `WIRE_WATCH` to learn why its connection was cut, and the
+    transport asyncpg made, so the attempt can make sure its socket is closed."""
 
-    __slots__ = ("problem",)
+    __slots__ = ("problem", "transports")
 
     def __init__(self) -> None:
         self.problem: str | None = None
+        self.transports: list[asyncio.BaseTransport] = []
+
+    def abort(self) -> None:
+        """Close the sockets now. asyncpg's close of a TLS connection (also after a failed
+        connect) only starts the TLS shutdown, and the socket stays open until the server
+        answers close_notify: a leak when it never does, or the loop stops first."""
+        for transport in self.transports:
+            transport.abort()  # type: ignore[attr-defined]
+        self.transports.clear()
 
 
 WIRE_WATCH: ContextVar[WireWatch | None] = ContextVar("probed_pg_wire_watch", default=None)
@@ -94,6 +104,8 @@ class GuardedProtocol(asyncpg.protocol.Protocol):  # type: ignore[misc]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._cut = transport
+        if self._watch is not None:
+            self._watch.transports.append(transport)
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
