@@ -52,7 +52,7 @@ _VERSIONS = {"TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1, "TL
 _CLIENT_AUTH = {"NoClientCert": ssl.CERT_NONE, "VerifyClientCertIfGiven": ssl.CERT_OPTIONAL,
                 "RequireAndVerifyClientCert": ssl.CERT_REQUIRED}
 _CLIENT_AUTH_UNSUPPORTED = ("RequestClientCert", "RequireAnyClientCert")
-_BCRYPT = re.compile(rb"^\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}$")
+_BCRYPT = re.compile(rb"^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$")
 _CACHE_SIZE = 64
 
 
@@ -118,12 +118,19 @@ class BasicAuth:
         if hashed is not None and key in self._ok:
             return True
         async with self._one_at_a_time:
-            good = await asyncio.to_thread(bcrypt.checkpw, password, hashed or self._dummy)
+            good = await asyncio.to_thread(_checkpw, password, hashed or self._dummy)
         if good and hashed is not None:
             if len(self._ok) >= _CACHE_SIZE:
                 self._ok.pop(next(iter(self._ok)))
             self._ok[key] = None
             return True
+        return False
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # bcrypt >= 5 refuses passwords over 72 bytes; no stored hash can match one
         return False
 
 

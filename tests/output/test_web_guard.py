@@ -197,6 +197,7 @@ async def test_basic_auth_with_a_bcrypt_hash(tmp_path: Path, caplog: pytest.LogC
         status, headers, _ = await request("GET", s.url + "/metrics")
         assert status == 401 and headers["WWW-Authenticate"].startswith("Basic ")
         for creds in (basic("prometheus", "wrong"), basic("nobody", PASSWORD), basic("prometheus", ""),
+                      basic("prometheus", PASSWORD * 10),  # over bcrypt's 72 bytes: a 401, not a 500
                       {"Authorization": "Basic !!!"}, {"Authorization": "Bearer " + PASSWORD}):
             status, _, _ = await request("GET", s.url + "/metrics", headers=creds)
             assert status == 401, creds
@@ -208,7 +209,7 @@ async def test_basic_auth_with_a_bcrypt_hash(tmp_path: Path, caplog: pytest.LogC
         # Credentials in the URL, as a Prometheus scrape config's basic_auth sends them.
         status, _, _ = await request("GET", s.url.replace("http://", f"http://prometheus:{PASSWORD}@") + "/metrics")
         assert status == 200
-        assert s.stats.requests_refused["unauthorized"] == 6
+        assert s.stats.requests_refused["unauthorized"] == 7
     logged = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert PASSWORD not in logged and HASH not in logged and HASH[7:29] not in logged
 
@@ -313,6 +314,8 @@ BAD_FILES = [
     ("rate-limit", "rate_limit: {interval: 1s, burst: 5}\n", "rate_limit: not supported by probed"),
     ("plaintext-password", "basic_auth_users: {prometheus: hunter2-secret}\n",
      "basic_auth_users.prometheus: not a bcrypt hash"),
+    ("bad-hash", f"basic_auth_users: {{prometheus: '{HASH.replace('$2b$', '$2x$')}'}}\n",
+     "basic_auth_users.prometheus: not a bcrypt hash"),
     ("header", "http_server_config: {headers: {Set-Cookie: a}}\n",
      "http_server_config.headers: 'Set-Cookie' cannot be set"),
 ]
@@ -328,7 +331,7 @@ def test_an_invalid_web_config_file_is_a_clear_error(pki: tuple[trustme.CA, Path
         load_web_config(str(file))
     assert message in str(info.value)
     assert str(file) in str(info.value)
-    assert "hunter2" not in str(info.value)
+    assert "hunter2" not in str(info.value) and HASH[7:] not in str(info.value)
 
 
 def test_probed_run_exits_2_on_an_invalid_web_config_file(tmp_path: Path) -> None:
