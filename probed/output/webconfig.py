@@ -28,7 +28,6 @@ import hashlib
 import os
 import re
 import ssl
-import stat
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +36,8 @@ from typing import Any
 
 import bcrypt
 import yaml
+
+from probed.config.schema import read_small_file
 
 MAX_FILE_BYTES = 1 << 20
 
@@ -293,17 +294,8 @@ def _under(base: Path, name: str) -> str:
 
 
 def _read(config_path: str, path: str, what: str = "") -> bytes:
-    """A file the web config names: a regular file of at most 1 MiB (a FIFO or /dev/zero never hang)."""
-    label = f"{config_path}: {what}: " if what else ""
+    """A file the web config names, or the web config itself: never a FIFO's hang or /dev/zero's end."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        raise WebConfigError(f"{label}cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise WebConfigError(f"{label}{path} is not a regular file")
-        data = f.read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise WebConfigError(f"{label}{path} is larger than {MAX_FILE_BYTES:,} bytes")
-    return data
+        return read_small_file(path, MAX_FILE_BYTES)
+    except ValueError as exc:
+        raise WebConfigError(f"{config_path}: {what}: {exc}" if what else str(exc)) from None
