@@ -51,7 +51,7 @@ def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
 def print_config_error(exc: ConfigError) -> None:
     for issue in exc.issues:
         print(issue, file=sys.stderr)
-    print(f"{len(exc.issues)} error(s)", file=sys.stderr)
+    print(f"{exc.total} error(s)", file=sys.stderr)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
