@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -44,6 +44,34 @@ class SchedulerSettings:
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise FieldError("max_concurrency", "must be at least 1")
+
+
+Profile = Literal["blackbox", "standard", "full"]
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """What `/metrics` carries per probe. Profiles nest: blackbox's own series; + probed's
+    essentials (attempts, failures by reason, staleness, p50/p99 over 5m); + everything (the
+    latency histogram, every quantile and window, phases and values under probed's names, skips).
+    The switches add or remove one group whatever the profile."""
+
+    profile: Profile = "standard"
+    histogram: bool | None = None
+    """probed_probe_duration_seconds (a classic histogram: 21 series per probe)."""
+    percentiles: bool | None = None
+    """Every quantile over every window (12 series) instead of p50 and p99 over 5m."""
+    phases: bool | None = None
+    """probed_probe_phase_seconds for every type (http's phases are always in probe_http_duration_seconds)."""
+    values: bool | None = None
+    """probed_probe_value: every numeric fact, also those with a dedicated (blackbox) name."""
+    skips: bool | None = None
+    """probed_probe_skipped_runs_total per probe (probed_scheduler_skipped_runs_total is always there)."""
+
+    def wants(self, switch: str) -> bool:
+        """Whether a switchable group is on: its switch if set, else whether the profile is full."""
+        value: bool | None = getattr(self, switch)
+        return self.profile == "full" if value is None else value
 
 
 @dataclass(frozen=True)
@@ -83,6 +111,7 @@ class Config:
     secrets: frozenset[str]
     """Literal secret strings (interpolated env values, header values) for redaction."""
     slos: tuple[SloSpec, ...] = ()
+    metrics: MetricsSettings = MetricsSettings()
 
     def probe(self, name: str) -> ProbeSpec:
         for spec in self.probes:
@@ -146,7 +175,7 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: Ki
         raise ConfigError([*loader.final_issues(), ConfigIssue(filename, 0, 0, "", message)]) from exc
 
 
-_TOP_KEYS = ("defaults", "labels", "probes", "scheduler", "slos")
+_TOP_KEYS = ("defaults", "labels", "metrics", "probes", "scheduler", "slos")
 _COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "latency_threshold")
 
 
@@ -167,6 +196,7 @@ class _ConfigLoader(NodeConverter):
         top = self.mapping_items(root, "", allowed=_TOP_KEYS)
         labels = self._labels(top.get("labels"), "labels")
         scheduler = self.convert_or(top.get("scheduler"), SchedulerSettings, "scheduler", SchedulerSettings())
+        metrics = self.convert_or(top.get("metrics"), MetricsSettings, "metrics", MetricsSettings())
         defaults = top.get("defaults")
         if defaults is not None:
             self.mapping_items(defaults, "defaults", allowed=(*_COMMON_KEYS[1:], *self.kinds.names))
@@ -206,7 +236,7 @@ class _ConfigLoader(NodeConverter):
         self._check_label_values()
         if self.issues:
             raise ConfigError(self.final_issues())
-        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos))
+        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos), metrics)
 
     def _check_label_values(self) -> None:
         """Label values are exported as they are (they are not secrets, even from `${VAR}`): one that

@@ -11,11 +11,12 @@ new probe type brings its metrics with it and nothing here names a type.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from probed.config.model import ProbeSpec
+from probed.config.model import MetricsSettings, ProbeSpec, Profile
 from probed.probes import KIND_NAMES, ProbeKind, get_kind
 from probed.runtime.ring import DEFAULT_BUCKETS, QUANTILES
 from probed.runtime.scheduler import LATENESS_BUCKETS
@@ -23,6 +24,10 @@ from probed.runtime.state import SKIP_CAUSES
 from probed.runtime.windows import PERCENTILE_WINDOWS
 
 MetricType = Literal["gauge", "counter", "histogram"]
+
+
+FULL = MetricsSettings(profile="full")
+"""Everything: what the reference lists and `probed check` counts unless told a profile."""
 
 
 @dataclass(frozen=True)
@@ -36,13 +41,30 @@ class Family:
     """Probe types that emit it; None: every type."""
     per_probe: bool = True
     """False for families about probed itself (one series set per process)."""
+    profile: Profile = "standard"
+    """The leanest metrics profile that exports it (profiles nest: blackbox, standard, full)."""
+    switch: str | None = None
+    """The `metrics:` switch that turns it on or off whatever the profile (histogram, values ...)."""
 
-    def series_for(self, kind: ProbeKind) -> int:
+    def exported(self, metrics: MetricsSettings) -> bool:
+        if self.switch is not None:
+            return metrics.wants(self.switch)
+        return _RANK[self.profile] <= _RANK[metrics.profile]
+
+    def series_for(self, kind: ProbeKind, metrics: MetricsSettings = FULL) -> int:
         """Series one probe of `kind` adds to a scrape (an estimate where it depends on results)."""
-        if self.types is not None and kind.name not in self.types:
+        if (self.types is not None and kind.name not in self.types) or not self.exported(metrics):
             return 0
+        if self.name == LATENCY:
+            return len(QUANTILES) * len(PERCENTILE_WINDOWS) if metrics.wants("percentiles") else len(LEAN_QUANTILES)
         count = _SERIES.get(self.name)
         return 1 if count is None else count(kind)
+
+
+_RANK = {"blackbox": 0, "standard": 1, "full": 2}
+LATENCY = "probed_probe_latency_seconds"
+LEAN_QUANTILES: Mapping[str, tuple[int, ...]] = {"5m": (QUANTILES.index(0.5), QUANTILES.index(0.99))}
+"""Without `percentiles`, the latency family carries p50 and p99 over 5m only."""
 
 
 def _phases(kind: ProbeKind) -> int:
@@ -63,11 +85,12 @@ _SERIES: dict[str, Callable[[ProbeKind], int]] = {
 }
 
 PROBE_FAMILIES: tuple[Family, ...] = (
-    Family("probe_success", "gauge", "Whether the last attempt succeeded (1) or failed (0)."),
-    Family("probe_duration_seconds", "gauge", "How long the last attempt took."),
+    Family("probe_success", "gauge", "Whether the last attempt succeeded (1) or failed (0).", profile="blackbox"),
+    Family("probe_duration_seconds", "gauge", "How long the last attempt took.", profile="blackbox"),
     Family("probed_probes_total", "counter", "Attempts by result.", ("result",)),
     Family("probed_probe_failures_total", "counter", "Failed attempts by reason.", ("reason",)),
-    Family("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.", ("le",)),
+    Family("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.", ("le",),
+           profile="full", switch="histogram"),
     Family("probed_probe_latency_seconds", "gauge",
            "Latency quantiles of successful attempts over a trailing window, from the ring core.",
            ("quantile", "window")),
@@ -76,11 +99,15 @@ PROBE_FAMILIES: tuple[Family, ...] = (
            "Unix time the last attempt finished (for staleness alerts)."),
     Family("probed_probe_interval_seconds", "gauge", "Configured interval."),
     Family("probed_probe_skipped_runs_total", "counter",
-           "Scheduled runs skipped, by cause (overrun: the previous run was still going).", ("cause",)),
-    Family("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.", ("phase",)),
+           "Scheduled runs skipped, by cause (overrun: the previous run was still going).", ("cause",),
+           profile="full", switch="skips"),
+    Family("probed_probe_phase_seconds", "gauge", "Duration of each phase of the last attempt.", ("phase",),
+           profile="full", switch="phases"),
     Family("probe_http_duration_seconds", "gauge",
-           "Duration of each HTTP phase of the last attempt (blackbox_exporter).", ("phase",), ("http",)),
-    Family("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.", ("name",)),
+           "Duration of each HTTP phase of the last attempt (blackbox_exporter).", ("phase",), ("http",),
+           profile="blackbox"),
+    Family("probed_probe_value", "gauge", "Numeric facts from the last attempt, by name.", ("name",),
+           profile="full", switch="values"),
     Family("probed_probe_error_codes_total", "counter",
            "Failed attempts by the peer's own error code (AWS error codes, for example).", ("code",)),
 )
@@ -151,11 +178,18 @@ families; their help texts are the library's. Linux only for `process_*`, as in 
 INFO_HELP = "Information about the last attempt (value is always 1)."
 
 
+def profile_of(metric: str) -> Profile:
+    """A type's own metric under blackbox_exporter's name (`probe_*`) is in every profile; under
+    probed's (`probed_*`), from `standard` on."""
+    return "blackbox" if metric.startswith("probe_") else "standard"
+
+
 def kind_families(kind: ProbeKind) -> list[Family]:
     """The dedicated metrics of one probe type: blackbox-named values and info metrics."""
-    families = [Family(a.metric, "gauge" if a.kind == "gauge" else "counter", a.help, (), (kind.name,))
-                for a in kind.aliases.values()]
-    families += [Family(metric, "gauge", help_text, (), (kind.name,)) for metric, help_text in kind.infos.items()]
+    families = [Family(a.metric, "gauge" if a.kind == "gauge" else "counter", a.help, (), (kind.name,),
+                       profile=profile_of(a.metric)) for a in kind.aliases.values()]
+    families += [Family(metric, "gauge", help_text, (), (kind.name,), profile=profile_of(metric))
+                 for metric, help_text in kind.infos.items()]
     return families
 
 
@@ -168,21 +202,22 @@ def all_families(type_names: Iterable[str] = KIND_NAMES) -> list[Family]:
             if known is None:
                 merged[f.name] = f
             elif known.types is not None:
-                merged[f.name] = Family(f.name, f.type, known.help, f.labels, (*known.types, *(f.types or ())))
+                merged[f.name] = dataclasses.replace(known, types=(*known.types, *(f.types or ())))
     return [*merged.values(), *SLO_FAMILIES, *PROCESS_FAMILIES]
 
 
-def series_per_probe(kind: ProbeKind) -> int:
-    """Series one probe of this type adds to every scrape."""
-    return sum(f.series_for(kind) for f in PROBE_FAMILIES) + len(kind.aliases) + len(kind.infos)
+def series_per_probe(kind: ProbeKind, metrics: MetricsSettings = FULL) -> int:
+    """Series one probe of this type adds to every scrape (counters by reason or code come on top,
+    one per reason or code seen)."""
+    return sum(f.series_for(kind, metrics) for f in (*PROBE_FAMILIES, *kind_families(kind)))
 
 
-def estimate_series(specs: Sequence[ProbeSpec]) -> int:
+def estimate_series(specs: Sequence[ProbeSpec], metrics: MetricsSettings = FULL) -> int:
     """Series a scrape carries for these probes, plus probed's own."""
     per_type: dict[str, int] = {}
     for spec in specs:
         if spec.type not in per_type:
-            per_type[spec.type] = series_per_probe(get_kind(spec.type))
+            per_type[spec.type] = series_per_probe(get_kind(spec.type), metrics)
     own = sum(len(LATENESS_BUCKETS) + 3 if f.type == "histogram" else 1 for f in PROCESS_FAMILIES)
     return sum(per_type[s.type] for s in specs) + own
 
@@ -193,9 +228,10 @@ def reference_markdown() -> str:
     def row(f: Family) -> str:
         labels = ", ".join(f"`{label}`" for label in f.labels if label != "le") or "&ndash;"
         types = "all" if f.types is None else ", ".join(f.types)
-        return f"| `{f.name}` | {f.type} | {labels} | {types} | {f.help.replace('|', '&#124;')} |"
+        profile = "always" if not f.per_probe else f.profile + (f" (`{f.switch}`)" if f.switch else "")
+        return f"| `{f.name}` | {f.type} | {labels} | {types} | {profile} | {f.help.replace('|', '&#124;')} |"
 
-    head = "| metric | type | labels | probe types | what |\n|---|---|---|---|---|"
+    head = "| metric | type | labels | probe types | profile | what |\n|---|---|---|---|---|---|"
     per_probe = [f for f in all_families() if f.per_probe]
     parts = [
         "### Per probe\n\nEvery series also carries `probe`, `type`, the global `labels` and the probe's own.\n",

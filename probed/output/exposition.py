@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from probed import __version__
-from probed.config.model import ProbeSpec
+from probed.config.model import MetricsSettings, ProbeSpec
 from probed.output import catalog, process
 from probed.output.webstats import REFUSAL_CAUSES, WebStats
 from probed.probes import MetricAlias, ProbeKind, get_kind
@@ -37,6 +37,8 @@ from probed.runtime.state import SKIP_CAUSES, ProbeState
 from probed.runtime.windows import PERCENTILE_WINDOWS, Window
 from probed.slo.engine import SloEngine, SloReport
 
+STANDARD = MetricsSettings()
+"""The default profile."""
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BATCH = 32  # probes per writer call, between looks at the clock
 
@@ -75,6 +77,7 @@ class ExpositionView:
     reload: ReloadStatus
     windows: tuple[Window, ...] = PERCENTILE_WINDOWS
     slos: Sequence[SloReport] = ()
+    metrics: MetricsSettings = STANDARD
     shard: Shard = UNSHARDED
     probes_in_file: int = 0
     web: WebStats | None = None
@@ -85,7 +88,7 @@ class ExpositionView:
         reports = [] if engine is None else [r for s in engine.specs if (r := engine.reports.get(s.name)) is not None]
         return cls(list(daemon.states.values()), daemon.static_labels, daemon.scheduler.stats,
                    daemon.reload_status, slos=reports, shard=daemon.shard, probes_in_file=daemon.probes_in_file,
-                   web=web)
+                   web=web, metrics=daemon.config.metrics if daemon.config else STANDARD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,62 +121,75 @@ def _probe_text(state: ProbeState, static: Mapping[str, str]) -> _ProbeText:
 Windows = tuple[tuple[str, float], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Render:
+    """What every family writer of one scrape shares."""
+
+    now: float
+    windows: Windows
+    quantiles: Mapping[str, tuple[int, ...]] | None
+    """Window label -> indices into QUANTILES to export; None: every quantile of every window."""
+
+
+_ALL_QUANTILES = tuple(range(len(QUANTILES)))
+
+
 async def render(view: ExpositionView, now: float | None = None) -> bytes:
     return b"".join([chunk async for chunk in render_chunks(view, now)])
 
 
 # -- one writer per metric family: appends the lines of that family for a batch of probes
 Batch = Sequence[tuple[ProbeState, _ProbeText]]
-Writer = Callable[[list[str], Batch, float, Windows], None]
+Writer = Callable[[list[str], Batch, "Render"], None]
 
 
-def _w_success(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_success(out: list[str], batch: Batch, ctx: Render) -> None:
     out += [f"probe_success{{{t.base}}} {1 if s.last.success else 0}" for s, t in batch if s.last is not None]
 
 
-def _w_duration(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_duration(out: list[str], batch: Batch, ctx: Render) -> None:
     out += [f"probe_duration_seconds{{{t.base}}} {s.last.duration_s:.6g}" for s, t in batch
             if s.last is not None]
 
 
-def _w_totals(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_totals(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         out.append(f'probed_probes_total{{{t.base},result="success"}} {s.ring.successes_total}')
         out.append(f'probed_probes_total{{{t.base},result="failure"}} {s.ring.failures_total}')
 
 
-def _w_failures(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_failures(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         if s.failures_by_reason:
             for reason, count in list(s.failures_by_reason.items()):
                 out.append(f'probed_probe_failures_total{{{t.base},reason="{reason.value}"}} {count}')
 
 
-def _w_histogram(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_histogram(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         ring = s.ring
         _histogram(out, "probed_probe_duration_seconds", t.base, ring.buckets, ring.hist_counts, ring.hist_sum)
 
 
-def _w_latency(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_latency(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
-        _percentiles(out, s, t.base, w, now)
+        _percentiles(out, s, t.base, ctx)
 
 
-def _w_info(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_info(out: list[str], batch: Batch, ctx: Render) -> None:
     out += [t.info for _, t in batch]
 
 
-def _w_last_run(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_last_run(out: list[str], batch: Batch, ctx: Render) -> None:
     out += [f"probed_probe_last_run_timestamp_seconds{{{t.base}}} {s.last_ts:.3f}" for s, t in batch
             if s.last is not None]
 
 
-def _w_interval(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_interval(out: list[str], batch: Batch, ctx: Render) -> None:
     out += [t.interval for _, t in batch]
 
 
-def _w_skipped(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_skipped(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         for cause in SKIP_CAUSES:
             out.append(f'probed_probe_skipped_runs_total{{{t.base},cause="{cause}"}} {s.skipped[cause]}')
@@ -182,7 +198,7 @@ def _w_skipped(out: list[str], batch: Batch, now: float, w: Windows) -> None:
 def _phase_writer(metric: str, only_type: str | None = None) -> Writer:
     """The last attempt's phases under `metric`; blackbox's HTTP name carries only http probes."""
 
-    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    def write(out: list[str], batch: Batch, ctx: Render) -> None:
         for s, t in batch:
             if s.last is not None and (only_type is None or t.spec.type == only_type):
                 for phase, secs in s.last.phases.items():
@@ -190,14 +206,14 @@ def _phase_writer(metric: str, only_type: str | None = None) -> Writer:
     return write
 
 
-def _w_values(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_values(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         if s.last is not None:
             for name, value in s.last.values.items():
                 out.append(f"probed_probe_value{{{t.base}{_label_pair('name', name)}}} {num(value)}")
 
 
-def _w_error_codes(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+def _w_error_codes(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         if s.error_codes:
             for code, count in list(s.error_codes.items()):
@@ -207,7 +223,7 @@ def _w_error_codes(out: list[str], batch: Batch, now: float, w: Windows) -> None
 def _alias_writer(metric: str, names_by_type: Mapping[str, str]) -> Writer:
     """`metric` carries value `names_by_type[type]` of each probe (e.g. status_code for http)."""
 
-    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    def write(out: list[str], batch: Batch, ctx: Render) -> None:
         for s, t in batch:
             name = names_by_type.get(t.spec.type)
             if name is not None and s.last is not None:
@@ -218,7 +234,7 @@ def _alias_writer(metric: str, names_by_type: Mapping[str, str]) -> Writer:
 
 
 def _info_writer(metric: str) -> Writer:
-    def write(out: list[str], batch: Batch, now: float, w: Windows) -> None:
+    def write(out: list[str], batch: Batch, ctx: Render) -> None:
         for s, t in batch:
             labels = s.last.info.get(metric) if s.last is not None else None
             if labels is not None:
@@ -243,16 +259,16 @@ _WRITERS: Mapping[str, Writer] = {
     "probed_probe_value": _w_values,
     "probed_probe_error_codes_total": _w_error_codes,
 }
-# Always present, in catalog order, so the core families exist even before any result.
-_FAMILIES: tuple[tuple[str, str, str, Writer], ...] = tuple(
-    (f.name, f.type, f.help, _WRITERS[f.name]) for f in catalog.PROBE_FAMILIES
-)
+# In catalog order; each is present (HELP and TYPE) even before any result, when its profile has it.
+_FAMILIES: tuple[tuple[catalog.Family, Writer], ...] = tuple((f, _WRITERS[f.name]) for f in catalog.PROBE_FAMILIES)
 
 
-def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]]) -> list[tuple[str, str, str, Writer]]:
+def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
+                      metrics: MetricsSettings) -> list[tuple[str, str, str, Writer]]:
     """The probe types' own families (blackbox-named values, info metrics) the results carry."""
     aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
     infos: dict[str, str] = {}
+    rank = _PROFILE_RANK[metrics.profile]
     for state, text in pairs:
         last = state.last
         if last is None:
@@ -260,13 +276,17 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]]) -> list[tuple[
         kind = _kind(text.spec.type)
         for name in last.values:
             alias = kind.aliases.get(name)
-            if alias is not None:
+            if alias is not None and _PROFILE_RANK[catalog.profile_of(alias.metric)] <= rank:
                 aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
         for metric in last.info:
-            infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
+            if _PROFILE_RANK[catalog.profile_of(metric)] <= rank:
+                infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
     families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
     families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
     return families
+
+
+_PROFILE_RANK = {"blackbox": 0, "standard": 1, "full": 2}
 
 
 async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
@@ -280,12 +300,14 @@ async def render_chunks(view: ExpositionView, now: float | None = None) -> Async
     static = view.static_labels
     pairs = [(state, _probe_text(state, static)) for state in view.states]
     slices = Slices()
-    windows = view.windows
-    for name, kind, help_text, write in (*_FAMILIES, *_dynamic_families(pairs)):
+    metrics = view.metrics
+    ctx = Render(now, view.windows, None if metrics.wants("percentiles") else catalog.LEAN_QUANTILES)
+    fixed = [(f.name, f.type, f.help, write) for f, write in _FAMILIES if f.exported(metrics)]
+    for name, kind, help_text, write in (*fixed, *_dynamic_families(pairs, metrics)):
         header = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
         lines: list[str] = []
         for i in range(0, len(pairs), BATCH):
-            write(lines, pairs[i:i + BATCH], now, windows)
+            write(lines, pairs[i:i + BATCH], ctx)
             if slices.due():
                 if lines:
                     lines.append("")
@@ -317,18 +339,19 @@ def _histogram(lines: list[str], name: str, base: str, bounds: tuple[float, ...]
     lines.append(f"{name}_count{{{base}}} {cumulative}")
 
 
-def _percentiles(lines: list[str], state: ProbeState, base: str,
-                 windows: tuple[tuple[str, float], ...], now: float) -> None:
+def _percentiles(lines: list[str], state: ProbeState, base: str, ctx: Render) -> None:
     cache = state.percentiles
     if cache.written != state.ring.written and cache.written < 0:
-        state.refresh_percentiles(windows, now)  # first scrape of a probe: compute on demand
+        state.refresh_percentiles(ctx.windows, ctx.now)  # first scrape of a probe: compute on demand
     head = "probed_probe_latency_seconds{" + base
-    for label, window_s in windows:
+    for label, window_s in ctx.windows:
+        picks = ctx.quantiles.get(label) if ctx.quantiles is not None else _ALL_QUANTILES
         quantiles = cache.values.get(window_s)
-        if quantiles is None:
+        if quantiles is None or not picks:
             continue
-        for suffix, v in zip(_quantile_suffixes(label), quantiles, strict=True):
-            lines.append(f"{head}{suffix}{v:.6g}")
+        suffixes = _quantile_suffixes(label)
+        for i in picks:
+            lines.append(f"{head}{suffixes[i]}{quantiles[i]:.6g}")
 
 
 @functools.lru_cache(maxsize=64)

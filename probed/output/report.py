@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 
-from probed.config.model import Config
+from probed.config.model import Config, MetricsSettings
 from probed.config.slo import SloSpec
 from probed.output import catalog
 from probed.output.api import once_json
@@ -24,14 +24,16 @@ MIN_INTERVAL_S = 0.1
 
 def check_report(config: Config) -> list[str]:
     rate = sum(1.0 / s.interval for s in config.probes)
-    series = catalog.estimate_series(config.probes)
+    series = catalog.estimate_series(config.probes, config.metrics)
+    others = ", ".join(f"{p} {catalog.estimate_series(config.probes, MetricsSettings(profile=p))}"
+                       for p in ("blackbox", "standard", "full") if p != config.metrics.profile)
     by_type: dict[str, int] = {}
     for s in config.probes:
         by_type[s.type] = by_type.get(s.type, 0) + 1
     lines = [
         f"{config.path}: OK, {len(config.probes)} probes ({', '.join(f'{n} {t}' for t, n in by_type.items())})",
         f"load: {rate:.1f} probes per second",
-        f"prometheus: about {series} series per scrape",
+        f"prometheus: about {series} series per scrape (metrics profile {config.metrics.profile}; {others})",
     ]
     for type_name in by_type:
         estimate = get_kind(type_name).estimate

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from probed.config.model import ProbeSpec
+from probed.config.model import MetricsSettings, ProbeSpec, Profile
 from probed.output.exposition import ExpositionView, render
 from probed.result import ProbeResult, Reason
 from probed.runtime import slicing
@@ -24,8 +24,10 @@ def state(name: str, type_: str = "tcp", target: str = "127.0.0.1:5432", **label
     return ProbeState.new(spec, secrets=frozenset({"hunter2-secret"}))
 
 
-def view(*states: ProbeState) -> ExpositionView:
-    return ExpositionView(list(states), {"location": 'lab "A"\nwest'}, SchedulerStats(), ReloadStatus(True, NOW))
+def view(*states: ProbeState, profile: Profile = "full") -> ExpositionView:
+    """Every family by default: these tests are about what each one holds (profiles: test_profiles.py)."""
+    return ExpositionView(list(states), {"location": 'lab "A"\nwest'}, SchedulerStats(), ReloadStatus(True, NOW),
+                          metrics=MetricsSettings(profile=profile))
 
 
 def families(text: bytes) -> dict[str, list[tuple[dict[str, str], float]]]:
