@@ -33,4 +33,10 @@ async def run_attempt(probe: Probe, timeout_s: float) -> ProbeResult:
     except Exception as exc:  # a bug in a probe must not kill its schedule
         log.exception("probe raised instead of returning a result")
         result = ProbeResult.fail(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
-    return dataclasses.replace(result, duration_s=time.perf_counter() - start)
+    duration = time.perf_counter() - start
+    if result.success and duration > timeout_s:
+        # CPU work that never yielded to the loop can finish past the deadline the timeout could
+        # not enforce: whatever the probe found, the answer came too late.
+        result = ProbeResult.fail(Reason.TIMEOUT, f"took {duration:.3g}s, longer than the {timeout_s:g}s timeout",
+                                  phases=result.phases, values=result.values, info=result.info)
+    return dataclasses.replace(result, duration_s=duration)

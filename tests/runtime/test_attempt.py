@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import time
 
 import pytest
 
@@ -71,3 +72,20 @@ async def test_cancelling_an_attempt_propagates_and_is_never_swallowed() -> None
 ], ids=["host-unreachable", "network-unreachable", "refused", "timed-out", "happy-eyeballs-refused"])
 def test_socket_errors_map_to_their_reason(error: OSError, reason: Reason) -> None:
     assert classify(error)[0] is reason
+
+
+async def test_a_success_that_comes_past_the_timeout_is_a_timeout() -> None:
+    class Hog:
+        """Work that never yields to the loop: asyncio.timeout cannot cancel it in time."""
+
+        async def probe(self) -> ProbeResult:
+            time.sleep(0.05)  # noqa: ASYNC251  (the point: a probe that blocks the loop)
+            return ProbeResult.ok(values={"status_code": 200})
+
+        async def aclose(self) -> None:
+            pass
+
+    result = await run_attempt(Hog(), 0.01)
+    assert result.reason is Reason.TIMEOUT and not result.success
+    assert "longer than the 0.01s timeout" in result.detail
+    assert result.values == {"status_code": 200}  # what it found is kept for the record

@@ -24,6 +24,8 @@ LINGER_RESET = struct.pack("ii", 1, 0)
 
 def split_host_port(target: str) -> tuple[str, int]:
     """'db.internal:5432' or '[::1]:5432' -> (host, port). Raises ValueError with a message."""
+    if "://" in target:
+        raise ValueError(f'invalid target "{target}" (expected host:port, not a URL)')
     if target.startswith("["):
         host, sep, rest = target[1:].partition("]")
         if not sep or not rest.startswith(":"):

@@ -17,7 +17,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-from probed.config.schema import FieldError
+from probed.config.schema import FieldError, read_small_file
+
+TLS_FILE_LIMIT = 4 << 20
+"""A CA bundle or a key is kilobytes; a system bundle a few hundred."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ def check_tls_files(config: object, *, ca: str, cert: str, key: str, build: Call
         raise FieldError(key, f"{key} needs {cert}")
     for name in (ca, cert, key):
         path = getattr(config, name)
-        if path is not None and not os.access(path, os.R_OK):
-            raise FieldError(name, f"cannot read {path}")
+        if path is not None:
+            try:  # a FIFO or /dev/zero here would hang the loader at the TLS library's open
+                read_small_file(path, TLS_FILE_LIMIT)
+            except ValueError as exc:
+                raise FieldError(name, str(exc)) from None
     try:
         build()
     except EncryptedKeyError as exc:
