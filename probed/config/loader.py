@@ -253,6 +253,8 @@ class NodeConverter:
             if type(None) in args and is_null(node):
                 return None
             non_null = [a for a in args if a is not type(None)]
+            if len(non_null) == 1:  # `X | None`: X's own error, with its own place (a nested field's)
+                return self.convert(node, non_null[0], path, secret)
             problems = []
             for alt in non_null:
                 try:

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 import yaml
 
+from probed.config.blackbox import BlackboxModule, convert_modules
 from probed.config.loader import MAX_FILE_BYTES, Invalid, NodeConverter, compose, decode, key_value, merge, node_kind
 from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError, clip, read_small_file
 from probed.config.slo import SloSection, SloSpec, resolve
@@ -112,6 +113,8 @@ class Config:
     """Literal secret strings (interpolated env values, header values) for redaction."""
     slos: tuple[SloSpec, ...] = ()
     metrics: MetricsSettings = MetricsSettings()
+    modules: Mapping[str, BlackboxModule] = field(default_factory=dict)
+    """blackbox_exporter modules, for `/probe?module=&target=` (probed/blackbox/)."""
 
     def probe(self, name: str) -> ProbeSpec:
         for spec in self.probes:
@@ -175,7 +178,7 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: Ki
         raise ConfigError([*loader.final_issues(), ConfigIssue(filename, 0, 0, "", message)]) from exc
 
 
-_TOP_KEYS = ("defaults", "labels", "metrics", "probes", "scheduler", "slos")
+_TOP_KEYS = ("defaults", "labels", "metrics", "modules", "probes", "scheduler", "slos")
 _COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "latency_threshold")
 
 
@@ -197,6 +200,9 @@ class _ConfigLoader(NodeConverter):
         labels = self._labels(top.get("labels"), "labels")
         scheduler = self.convert_or(top.get("scheduler"), SchedulerSettings, "scheduler", SchedulerSettings())
         metrics = self.convert_or(top.get("metrics"), MetricsSettings, "metrics", MetricsSettings())
+        self.unit_secrets = set()
+        modules = convert_modules(self, top.get("modules"))
+        self.unit_secrets = None
         defaults = top.get("defaults")
         if defaults is not None:
             self.mapping_items(defaults, "defaults", allowed=(*_COMMON_KEYS[1:], *self.kinds.names))
@@ -204,7 +210,8 @@ class _ConfigLoader(NodeConverter):
         probes: list[ProbeSpec] = []
         probes_node = top.get("probes")
         if probes_node is None:
-            self.issue(root, "", "missing required key 'probes'")
+            if "modules" not in top:  # a config of modules only serves /probe: blackbox's way, nothing scheduled
+                self.issue(root, "", "missing required key 'probes'")
         elif not isinstance(probes_node, yaml.SequenceNode):
             self.issue(probes_node, "probes", f"expected a list of probes, got {node_kind(probes_node)}")
         else:
@@ -236,7 +243,8 @@ class _ConfigLoader(NodeConverter):
         self._check_label_values()
         if self.issues:
             raise ConfigError(self.final_issues())
-        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos), metrics)
+        return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos), metrics,
+                      modules)
 
     def _check_label_values(self) -> None:
         """Label values are exported as they are (they are not secrets, even from `${VAR}`): one that

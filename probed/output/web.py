@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from yarl import URL
 
+from probed.blackbox.endpoint import BlackboxEndpoint
 from probed.output import pages
 from probed.output.api import probe_json, slo_json
 from probed.output.exposition import CONTENT_TYPE, ExpositionView
@@ -53,6 +54,7 @@ SLOS_KEY = web.AppKey("slos", SloEngine)
 STATS_KEY = web.AppKey("web_stats", WebStats)
 SCRAPES_KEY = web.AppKey("scrapes", Scrapes)
 POLICY_KEY = web.AppKey("policy", Policy)
+BLACKBOX_KEY = web.AppKey("blackbox", BlackboxEndpoint)
 
 
 def is_loopback(host: str) -> bool:
@@ -65,9 +67,11 @@ def is_loopback(host: str) -> bool:
 
 
 def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebConfig | None = None,
-             listen_host: str | None = None, stats: WebStats | None = None) -> web.Application:
+             listen_host: str | None = None, stats: WebStats | None = None,
+             blackbox: BlackboxEndpoint | None = None) -> web.Application:
     """The routes. `listen_host`: the address served on; when it is a loopback one, foreign Host
-    headers are refused. `stats`: the counters the connection guard shares (a fresh set if None)."""
+    headers are refused. `stats`: the counters the connection guard shares (a fresh set if None).
+    `blackbox`: the /probe endpoint (default: the config's modules, the default target guard)."""
     app = web.Application(middlewares=[_guard])
     app[DAEMON_KEY] = daemon
     app[SLOS_KEY] = slos if slos is not None else SloEngine()
@@ -79,9 +83,13 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebCo
     app[POLICY_KEY] = Policy(hosts, web_config.auth() if web_config else None,
                              web_config.headers if web_config else {})
     app.on_response_prepare.append(_security_headers)
+    app[BLACKBOX_KEY] = endpoint = blackbox if blackbox is not None else BlackboxEndpoint(
+        lambda: daemon.config.modules if daemon.config is not None else {},
+        lambda: daemon.config.secrets if daemon.config is not None else frozenset())
 
     async def close_scrapes(app: web.Application) -> None:
         await scrapes.close()
+        await endpoint.aclose()
 
     app.on_cleanup.append(close_scrapes)
     app.router.add_get("/metrics", metrics)
@@ -94,6 +102,7 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebCo
     app.router.add_get("/api/v1/slos/{name}", slo_one)
     app.router.add_get("/", status_page)
     app.router.add_get("/probes/{name}", probe_page)
+    app.router.add_get("/probe", blackbox_probe)
     return app
 
 
@@ -193,6 +202,15 @@ def _accepts_gzip(accept_encoding: str) -> bool:
                         return False
             return True
     return False
+
+
+async def blackbox_probe(request: web.Request) -> web.Response:
+    """blackbox_exporter's multi-target endpoint: `?module=NAME&target=...` (probed/blackbox/)."""
+    answer = await request.app[BLACKBOX_KEY].handle(request.query,
+                                                   request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+    return web.Response(status=answer.status, text=answer.text,
+                        headers={"Content-Type": answer.content_type
+                                 if "charset" in answer.content_type else f"{answer.content_type}; charset=utf-8"})
 
 
 async def healthy(request: web.Request) -> web.Response:

@@ -16,8 +16,10 @@ from `TimedSSLContext` (see common/tls.py), which marks the exact moment the TCP
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 import ssl
+from collections.abc import Callable
 from time import perf_counter
 from types import SimpleNamespace
 from typing import Any
@@ -147,13 +149,25 @@ class _Connector(aiohttp.TCPConnector):
     server has sent its whole response by then; it sees a reset instead of a FIN, nothing else.
     """
 
-    def __init__(self, *args: Any, reset_on_close: bool, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, reset_on_close: bool, address_check: Callable[[str], None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reset_on_close = reset_on_close
+        self._address_check = address_check
 
     async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> tuple[asyncio.Transport, ResponseHandler]:
         addr_infos = kwargs.get("addr_infos")
         req = kwargs.get("req")
+        if self._address_check is not None and req is not None:
+            # Every address this connection may use, checked here where it is opened: redirects and
+            # IP literals never pass through a resolver (the /probe endpoint's SSRF fence).
+            for info in addr_infos or ():
+                try:
+                    self._address_check(str(info[4][0]))
+                except Exception as exc:
+                    denied = OSError(errno.EACCES, str(exc))
+                    error_cls = kwargs.get("client_error", aiohttp.ClientConnectorError)
+                    raise error_cls(req.connection_key, denied) from exc
         if addr_infos is None or len(addr_infos) != 1 or req is None or self._local_addr_infos:
             return await super()._wrap_create_connection(*args, **kwargs)
         del kwargs["addr_infos"]
@@ -177,9 +191,11 @@ class SessionPool:
     probes that differ in it. Cookies are ignored, as a jar would carry them between requests.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, address_check: Callable[[str], None] | None = None) -> None:
         self._sessions: dict[int, aiohttp.ClientSession] = {}
         self._trace = _trace_config()
+        self._address_check = address_check
+        """Raises for an address the pool must not connect to (the /probe endpoint's guard)."""
 
     def session(self, family: socket.AddressFamily) -> aiohttp.ClientSession:
         """The shared session (a new connection per request). Created lazily, inside the
@@ -199,6 +215,7 @@ class SessionPool:
             # every time (the connector and its objects are still reused).
             force_close=not keepalive,
             reset_on_close=not keepalive,
+            address_check=self._address_check,
             limit=0,  # the scheduler's concurrency cap is the limit; no hidden queue here
             # Resolve on every attempt as blackbox_exporter does: a DNS failure must show now,
             # not when a 10 s cache entry expires.
