@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from probed import __version__
-from probed.config.schema import ConfigError
+from probed.blackbox.endpoint import DEFAULT_MAX_CONCURRENCY, ProbeEndpointOptions
+from probed.blackbox.importer import import_blackbox
+from probed.config.loader import MAX_FILE_BYTES
+from probed.config.schema import ConfigError, read_small_file
 from probed.demo import run_demo
 from probed.generate import dashboards, rules
 from probed.generate.rules import RuleOptions
@@ -67,6 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--web.idle-timeout", dest="web_idle_timeout", type=_positive_float,
                      default=WebLimits.idle_timeout_s, metavar="SECONDS",
                      help="close keep-alive connections idle this long (default %(default)s)")
+    run.add_argument("--probe.allow-targets", dest="probe_allow_targets", action="append", default=[],
+                     metavar="REGEXP|CIDR",
+                     help="/probe?target= must fully match this regexp or resolve into this network (repeatable; "
+                          "default: any target outside the denied networks)")
+    run.add_argument("--probe.deny-nets", dest="probe_deny_nets", action="append", default=[], metavar="CIDR",
+                     help="networks /probe never reaches (repeatable), on top of the always-denied link-local "
+                          "169.254.0.0/16 (cloud metadata 169.254.169.254), fe80::/10 and fd00:ec2::254")
+    run.add_argument("--probe.max-concurrency", dest="probe_max_concurrency", type=_positive_int,
+                     default=DEFAULT_MAX_CONCURRENCY, metavar="N",
+                     help="/probe requests probing at once, apart from the scheduled probes (default %(default)s)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check", help="validate a config and estimate its load")
@@ -106,7 +119,12 @@ def _parser() -> argparse.ArgumentParser:
     dash_p.add_argument("-o", "--output", default="grafana/dashboards", metavar="DIR",
                         help="directory to write into (default: %(default)s)")
     dash_p.set_defaults(func=cmd_dashboards)
-    for sp in (run, check, once, demo, rules_p, dash_p):
+
+    bb = sub.add_parser("import-blackbox", help="convert a blackbox_exporter config into probes.yaml modules:")
+    bb.add_argument("blackbox_config", metavar="BLACKBOX_YML", help="blackbox_exporter's config file")
+    bb.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    bb.set_defaults(func=cmd_import_blackbox)
+    for sp in (run, check, once, demo, rules_p, dash_p, bb):
         sp.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS)
         sp.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=argparse.SUPPRESS)
     return p
@@ -133,9 +151,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"probed: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     limits = WebLimits(args.web_max_connections, args.web_header_timeout, args.web_idle_timeout)
+    probe_endpoint = ProbeEndpointOptions(tuple(args.probe_allow_targets), tuple(args.probe_deny_nets),
+                                          args.probe_max_concurrency)
     return run_async(lambda: serve(args.config, args.listen, state_dir=args.state_dir or None,
                                    checkpoint_interval_s=args.checkpoint_interval, shard=shard,
-                                   web_config_file=args.web_config_file, limits=limits))
+                                   web_config_file=args.web_config_file, limits=limits,
+                                   probe_endpoint=probe_endpoint))
 
 
 # --------------------------------------------------------------------------- check
@@ -209,6 +230,30 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     for path in dashboards.write(Path(args.output)):
         print(path)
     return EXIT_OK
+
+
+# --------------------------------------------------------------------------- import-blackbox
+
+
+def cmd_import_blackbox(args: argparse.Namespace) -> int:
+    try:
+        text = read_small_file(args.blackbox_config, MAX_FILE_BYTES).decode("utf-8")
+        imported = import_blackbox(text, args.blackbox_config)
+    except (ValueError, OSError) as exc:
+        print(f"probed: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ConfigError as exc:
+        print_config_error(exc)
+        return EXIT_CONFIG
+    if args.output:
+        Path(args.output).write_text(imported.text, encoding="utf-8")
+    else:
+        sys.stdout.write(imported.text)
+    for issue in imported.skipped:
+        print(f"cannot convert: {issue}", file=sys.stderr)
+    print(f"probed: converted {len(imported.converted)} module(s), left out "
+          f"{len({i.path.split('.')[1] for i in imported.skipped if i.path.count('.') >= 1})}", file=sys.stderr)
+    return EXIT_OK if not imported.skipped else EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

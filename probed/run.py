@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from probed.blackbox.endpoint import BlackboxEndpoint, ProbeEndpointOptions
+from probed.blackbox.guard import TargetGuard
 from probed.config.model import Config
 from probed.config.schema import ConfigError
 from probed.output.connections import GuardedSite, WebLimits, connection_cap, raise_fd_limit
@@ -70,14 +72,22 @@ def split_listen(listen: str) -> tuple[str, int]:
 async def serve(config_path: str, listen: str, ready: Callable[[str], None] | None = None,
                 stop_after: float = 0, state_dir: str | None = None,
                 checkpoint_interval_s: float = checkpoint.DEFAULT_INTERVAL_S, shard: Shard | None = None,
-                web_config_file: str | None = None, limits: WebLimits | None = None) -> int:
+                web_config_file: str | None = None, limits: WebLimits | None = None,
+                probe_endpoint: ProbeEndpointOptions | None = None) -> int:
     """Run the daemon behind its web server until SIGTERM/SIGINT (or `stop_after` seconds).
 
     With `state_dir`, probe history and SLO state are restored from its checkpoint at start and
     written back every `checkpoint_interval_s` and at shutdown. `web_config_file`: exporter-toolkit's
-    web config (TLS, basic auth); `limits`: the web port's connection cap and timeouts.
+    web config (TLS, basic auth); `limits`: the web port's connection cap and timeouts;
+    `probe_endpoint`: which targets /probe may reach and how many at once.
     """
     host, port = split_listen(listen)
+    probe_endpoint = probe_endpoint or ProbeEndpointOptions()
+    try:
+        guard = TargetGuard.of(probe_endpoint.allow_targets, probe_endpoint.deny_nets)
+    except ValueError as exc:
+        print(f"probed: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     limits = limits or WebLimits()
     try:
         web_config = load_web_config(web_config_file) if web_config_file else None
@@ -88,7 +98,7 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
     store = await checkpoint.Store.open(state_dir, config_path, checkpoint_interval_s) if state_dir else None
     try:
         return await _serve(config_path, host, port, ready, stop_after, store, shard, web_config,
-                            limits, connection_cap(limits, fd_limit))
+                            limits, connection_cap(limits, fd_limit), (guard, probe_endpoint.max_concurrency))
     finally:
         if store is not None:
             store.close()
@@ -96,7 +106,8 @@ async def serve(config_path: str, listen: str, ready: Callable[[str], None] | No
 
 async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], None] | None,
                  stop_after: float, store: checkpoint.Store | None, shard: Shard | None,
-                 web_config: WebConfig | None, limits: WebLimits, cap: int) -> int:
+                 web_config: WebConfig | None, limits: WebLimits, cap: int,
+                 probe_endpoint: tuple[TargetGuard, int]) -> int:
     restorer = store.restorer if store is not None else None
     daemon = Daemon(config_path, on_new_state=restorer.restore_probe if restorer else None, shard=shard)
     try:
@@ -116,7 +127,11 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
     runner: web.AppRunner | None = None
     try:
         try:
-            runner, site = await start_web(daemon, slos, host, port, web_config, limits, cap)
+            guard, probe_cap = probe_endpoint
+            endpoint = BlackboxEndpoint(lambda: daemon.config.modules if daemon.config is not None else {},
+                                        lambda: daemon.config.secrets if daemon.config is not None else frozenset(),
+                                        guard, probe_cap)
+            runner, site = await start_web(daemon, slos, host, port, web_config, limits, cap, endpoint)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
             return EXIT_FAILED
@@ -148,11 +163,12 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
 
 
 async def start_web(daemon: Daemon, slos: SloEngine | None, host: str, port: int, web_config: WebConfig | None,
-                    limits: WebLimits, cap: int) -> tuple[web.AppRunner, GuardedSite]:
+                    limits: WebLimits, cap: int,
+                    blackbox: BlackboxEndpoint | None = None) -> tuple[web.AppRunner, GuardedSite]:
     """The web server in front of a started daemon: routes, request guard, connection guard. The
     caller cleans the runner up."""
     stats = WebStats()
-    app = make_app(daemon, slos, web_config=web_config, listen_host=host, stats=stats)
+    app = make_app(daemon, slos, web_config=web_config, listen_host=host, stats=stats, blackbox=blackbox)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s)
     await runner.setup()
     site = GuardedSite(runner, host, port, limits=limits, cap=cap, stats=stats,

@@ -40,6 +40,15 @@ OUTCOMES = ("success", "failure", "bad_request", "denied", "busy")
 
 
 @dataclass(frozen=True)
+class ProbeEndpointOptions:
+    """`probed run`'s --probe.* flags."""
+
+    allow_targets: tuple[str, ...] = ()
+    deny_nets: tuple[str, ...] = ()
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+
+@dataclass(frozen=True)
 class Answer:
     status: int
     text: str
