@@ -93,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
     once = sub.add_parser("once", help="run probes once and print the results")
     once.add_argument("--config", default="probes.yaml")
-    once.add_argument("--json", action="store_true", help="one JSON object per line")
+    once.add_argument("--json", action="store_true",
+                      help="JSON Lines: one JSON object per probe, one per line (not one JSON document)")
+    once.add_argument("--json-array", action="store_true", help="one JSON array of every probe's object")
     once.add_argument("names", nargs="*", metavar="NAME", help="probes to run (default: all)")
     once.set_defaults(func=cmd_once)
 
@@ -196,8 +198,11 @@ def cmd_once(args: argparse.Namespace) -> int:
         print(f"probed: no probe named {', '.join(map(repr, unknown))} in {config.path}", file=sys.stderr)
         return EXIT_CONFIG
     results = run_async(lambda: run_once(config, names))
-    for line in format_once(config, results, as_json=args.json):
-        print(line)
+    if args.json_array:
+        print("[" + ",\n ".join(format_once(config, results, as_json=True)) + "]")
+    else:
+        for line in format_once(config, results, as_json=args.json):
+            print(line)
     return EXIT_OK if all(r.success for _, r in results) else EXIT_FAILED
 
 

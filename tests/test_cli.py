@@ -135,3 +135,13 @@ def test_demo_writes_its_config_for_keeps_and_ends_with_the_next_steps(tmp_path:
     assert "probed check --config my-probes.yaml" in done.stderr
     check = probed("check", "--config", str(kept))
     assert check.returncode == 0 and "7 probes" in check.stdout, check.stdout + check.stderr
+
+
+def test_once_json_array_is_one_json_document(tmp_path: Path) -> None:
+    path = tmp_path / "probes.yaml"
+    path.write_text('probes:\n  - {name: a, type: tcp, target: "127.0.0.1:1"}\n'
+                    '  - {name: b, type: tcp, target: "127.0.0.1:2"}\n')
+    done = probed("once", "--config", str(path), "--json-array")
+    assert done.returncode != 0  # both fail: nothing listens
+    names = [item["name"] for item in json.loads(done.stdout)]
+    assert names == ["a", "b"]
