@@ -201,7 +201,7 @@ async def scraped(probe: Any, target: str, result: Any) -> tuple[str, dict[str, 
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    from probed.config.model import ProbeSpec
+    from probed.config.model import MetricsSettings, ProbeSpec
     from probed.output.exposition import ExpositionView, ReloadStatus, render
     from probed.runtime.scheduler import SchedulerStats
     from probed.runtime.state import ProbeState
@@ -210,7 +210,9 @@ async def scraped(probe: Any, target: str, result: Any) -> tuple[str, dict[str, 
                      timeout=probe.timeout_s, labels={}, settings=probe.cfg)
     state = ProbeState.new(spec, secrets=probe.secrets)
     state.record(result)
-    text = (await render(ExpositionView([state], {}, SchedulerStats(), ReloadStatus(True, time.time())))).decode()
+    view = ExpositionView([state], {}, SchedulerStats(), ReloadStatus(True, time.time()),
+                          metrics=MetricsSettings(profile="full"))  # every family, the dashboards' too
+    text = (await render(view)).decode()
     samples: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -465,7 +465,8 @@ def test_config_errors_point_at_the_line(section: str, message: str) -> None:
 def test_an_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.pem"
     text = HTTP_PROBE + f"    target: https://example.com/\n    http:\n      tls: {{ca_file: {missing}}}\n"
-    assert config_error(text) == f"probes.yaml:6:22: probes[0].http.tls.ca_file: cannot read {missing}"
+    assert config_error(text) == (f"probes.yaml:6:22: probes[0].http.tls.ca_file: cannot read {missing}: "
+                                  "No such file or directory")
 
 
 def test_the_contract_example_parses() -> None:
