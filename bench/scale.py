@@ -48,9 +48,10 @@ def _on_other_core() -> None:
         os.sched_setaffinity(0, core)
 
 
-def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS) -> str:
+def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS, profile: str = "standard") -> str:
     hostport = url.split("/")[2]
-    lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", "probes:"]
+    lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", f"metrics: {{profile: {profile}}}",
+             "probes:"]
     for i in range(probes):
         interval = intervals[i % len(intervals)]
         if i % 4 == 3:
@@ -69,10 +70,11 @@ def rss_mib() -> float:
     return 0.0
 
 
-async def run(url: str, probes: int, seconds: float, scrape_every: float) -> dict[str, Any]:
+async def run(url: str, probes: int, seconds: float, scrape_every: float,
+              profile: str = "standard") -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scale.yaml"
-        path.write_text(make_config(url, probes))
+        path.write_text(make_config(url, probes, profile=profile))
         rss_before = rss_mib()
         t0 = time.perf_counter()
         config = await asyncio.to_thread(load_config, path)
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=10_000)
     p.add_argument("--seconds", type=float, default=30.0, help="scraping period after warm-up (max 300)")
     p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes")
+    p.add_argument("--profile", choices=("blackbox", "standard", "full"), default="standard",
+                   help="the metrics profile (standard is the default of a config that names none)")
     args = p.parse_args(argv)
     if not 0 < args.seconds <= 300:
         p.error("--seconds must be in (0, 300]")
@@ -153,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pin_to_first_core()
     with http_target() as (url, server):
-        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every))
+        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile))
     result["server"] = server
+    result["profile"] = args.profile
     print(json.dumps(result), flush=True)
     return 0
 
