@@ -68,6 +68,10 @@ class Reason(enum.Enum):
     def description(self) -> str:
         return REASON_DESCRIPTIONS[self]
 
+    @property
+    def can_warn(self) -> bool:
+        return self in WARNING_REASONS
+
 
 REASON_DESCRIPTIONS: Mapping[Reason, str] = MappingProxyType(
     {
@@ -113,6 +117,11 @@ REASON_DESCRIPTIONS: Mapping[Reason, str] = MappingProxyType(
     }
 )
 
+WARNING_REASONS: frozenset[Reason] = frozenset({Reason.CERT_EXPIRING})
+"""Reasons a probe reports as a *warning* by default: the attempt is a success (`probe_success`
+1, good for SLOs) that carries the reason on `ProbeResult.warning`, because the service still
+works. A config switch (`fail_if_expiring`) can make one a failure again."""
+
 REASON_CODES: Mapping[Reason, int] = MappingProxyType({r: i for i, r in enumerate(Reason)})
 """A small integer per reason, for the ring buffer's uint8 column."""
 REASONS_BY_CODE: tuple[Reason, ...] = tuple(Reason)
@@ -143,6 +152,10 @@ class ProbeResult:
     detail: str = ""
     facts: Mapping[str, object] = field(default_factory=dict)
     """JSON-able structured facts for `probed once` and the API (TLS chain, DNS answers ...)."""
+    warning: Reason | None = None
+    """Set on a success that found something to fix before it becomes an outage (one of
+    `WARNING_REASONS`, e.g. cert_expiring): the attempt counts as ok everywhere (metrics, ring,
+    SLOs); the status page shows it amber and `probed_probe_warning{reason}` exports it."""
     error_code: str = ""
     """The peer's own error code, when it names one from a bounded set (AWS's "AccessDenied",
     "ThrottlingException" ...): counted per probe on `probed_probe_error_codes_total{code}`."""
@@ -150,6 +163,12 @@ class ProbeResult:
     @classmethod
     def ok(cls, **kwargs: object) -> ProbeResult:
         return cls(True, Reason.OK, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def warn(cls, reason: Reason, detail: str = "", **kwargs: object) -> ProbeResult:
+        """A success with a warning: `reason` stays ok, `warning` names what to fix."""
+        assert reason in WARNING_REASONS, f"{reason.value} cannot be a warning"
+        return cls(True, Reason.OK, detail=detail, warning=reason, **kwargs)  # type: ignore[arg-type]
 
     @classmethod
     def fail(cls, reason: Reason, detail: str = "", **kwargs: object) -> ProbeResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from yarl import URL
 
@@ -18,7 +19,7 @@ from probed.config.model import ProbeSpec
 from probed.probes.common.net import split_host_port
 from probed.probes.common.tls import TlsOptions
 from probed.probes.dns.config import DnsProbeConfig, parse_server
-from probed.probes.http.config import HeaderMatch, HttpSettings
+from probed.probes.http.config import HeaderMatch, HttpSettings, HttpTlsOptions
 from probed.probes.tcp import TcpSettings, TcpStep
 
 BODY_LIMIT = 16 * 1024 * 1024
@@ -37,8 +38,11 @@ class Endpoint:
     port: int
 
 
-def _tls(cfg: TlsConfig) -> TlsOptions:
-    return TlsOptions(ca_file=cfg.ca_file, insecure_skip_verify=cfg.insecure_skip_verify,
+_Tls = TypeVar("_Tls", bound=TlsOptions)
+
+
+def _tls(cfg: TlsConfig, options: type[_Tls]) -> _Tls:
+    return options(ca_file=cfg.ca_file, insecure_skip_verify=cfg.insecure_skip_verify,
                       server_name=cfg.server_name, cert_file=cfg.cert_file, key_file=cfg.key_file)
 
 
@@ -72,14 +76,14 @@ def http_settings(m: HttpModule) -> HttpSettings:
                                          for h in m.fail_if_header_not_matches),
         max_body_bytes=m.body_size_limit or BODY_LIMIT,
         ip_protocol=_ip_protocol(m.preferred_ip_protocol, m.ip_protocol_fallback),  # type: ignore[arg-type]
-        tls=_tls(m.tls_config),
+        tls=_tls(m.tls_config, HttpTlsOptions),
     )
 
 
 def tcp_settings(m: TcpModule) -> TcpSettings:
     steps = tuple(TcpStep(expect=q.expect, send=None if q.send is None else q.send + "\n")  # blackbox adds "\n"
                   for q in m.query_response)
-    return TcpSettings(tls=m.tls, tls_config=_tls(m.tls_config), query_response=steps,
+    return TcpSettings(tls=m.tls, tls_config=_tls(m.tls_config, TlsOptions), query_response=steps,
                        ip_protocol=_ip_protocol(m.preferred_ip_protocol, m.ip_protocol_fallback))  # type: ignore[arg-type]
 
 

@@ -28,6 +28,7 @@ def result_json(result: ProbeResult, secrets: frozenset[str]) -> dict[str, Any]:
     return {
         "success": result.success,
         "reason": result.reason.value,
+        "warning": None if result.warning is None else result.warning.value,
         "duration_seconds": result.duration_s,
         "phases": dict(result.phases),
         "values": dict(result.values),

@@ -75,6 +75,7 @@ def _phases(kind: ProbeKind) -> int:
 _SERIES: dict[str, Callable[[ProbeKind], int]] = {
     "probed_probes_total": lambda k: 2,
     "probed_probe_failures_total": lambda k: 0,
+    "probed_probe_warning": lambda k: 0,
     "probed_probe_error_codes_total": lambda k: 0,
     "probed_probe_duration_seconds": lambda k: len(DEFAULT_BUCKETS) + 3,
     "probed_probe_latency_seconds": lambda k: len(QUANTILES) * len(PERCENTILE_WINDOWS),
@@ -89,6 +90,9 @@ PROBE_FAMILIES: tuple[Family, ...] = (
     Family("probe_duration_seconds", "gauge", "How long the last attempt took.", profile="blackbox"),
     Family("probed_probes_total", "counter", "Attempts by result.", ("result",)),
     Family("probed_probe_failures_total", "counter", "Failed attempts by reason.", ("reason",)),
+    Family("probed_probe_warning", "gauge",
+           "1 while the last attempt succeeded with a warning (e.g. cert_expiring), by reason; absent otherwise.",
+           ("reason",)),
     Family("probed_probe_duration_seconds", "histogram", "Attempt duration, all attempts.", ("le",),
            profile="full", switch="histogram"),
     Family("probed_probe_latency_seconds", "gauge",

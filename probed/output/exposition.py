@@ -167,6 +167,12 @@ def _w_failures(out: list[str], batch: Batch, ctx: Render) -> None:
                 out.append(f'probed_probe_failures_total{{{t.base},reason="{reason.value}"}} {count}')
 
 
+def _w_warning(out: list[str], batch: Batch, ctx: Render) -> None:
+    for s, t in batch:
+        if s.last is not None and s.last.warning is not None:
+            out.append(f'probed_probe_warning{{{t.base},reason="{s.last.warning.value}"}} 1')
+
+
 def _w_histogram(out: list[str], batch: Batch, ctx: Render) -> None:
     for s, t in batch:
         ring = s.ring
@@ -250,6 +256,7 @@ _WRITERS: Mapping[str, Writer] = {
     "probe_duration_seconds": _w_duration,
     "probed_probes_total": _w_totals,
     "probed_probe_failures_total": _w_failures,
+    "probed_probe_warning": _w_warning,
     "probed_probe_duration_seconds": _w_histogram,
     "probed_probe_latency_seconds": _w_latency,
     "probed_probe_info": _w_info,

@@ -217,8 +217,6 @@ def slo_section(rows: Sequence[str]) -> str:
 
 # --------------------------------------------------------------------------- probes
 
-WARNING_REASONS = frozenset({"cert_expiring"})
-"""Reasons shown amber, not red: the service still works (an expiring certificate)."""
 MAX_ROWS = 500
 """Probes the page lists unless asked for all: every failing one first, then the rest."""
 
@@ -228,8 +226,9 @@ def status_class(p: dict[str, Any]) -> str:
     if last is None:
         return "pending"
     if last["success"]:
-        return "ok"
-    return "warn" if last["reason"] in WARNING_REASONS else "fail"
+        # A warning (an expiring certificate) is amber, not red: the service still works.
+        return "ok" if last.get("warning") is None else "warn"
+    return "fail"
 
 
 def _ago(now: float, ts: float | None) -> str:
@@ -259,7 +258,7 @@ def _labels(labels: Mapping[str, str]) -> str:
 def probe_row(p: dict[str, Any], now: float) -> str:
     """One probe's row (and its detail row when it is failing) of the status page."""
     last, css = p["last"], status_class(p)
-    status = "pending" if last is None else ("ok" if last["success"] else last["reason"])
+    status = "pending" if last is None else ((last.get("warning") or "ok") if last["success"] else last["reason"])
     p5 = p["percentiles"]["5m"]
     name = html.escape(p["name"])
     cells = (
@@ -273,7 +272,7 @@ def probe_row(p: dict[str, Any], now: float) -> str:
         f"<td>{_success(p['windows']['1h'], '1h', p['interval_seconds'])}</td>",
         f"<td>{_success(p['windows']['1d'], '1d', p['interval_seconds'])}</td>",
     )
-    detail = "" if last is None or last["success"] or not last["detail"] else (
+    detail = "" if last is None or css not in ("fail", "warn") or not last["detail"] else (
         f"<tr class='detail'><td></td><td colspan='9'>{html.escape(last['detail'])}</td></tr>")
     return f"<tr class='{css}'>{''.join(cells)}</tr>{detail}"
 

@@ -253,8 +253,8 @@ def _state_of(state: ProbeState) -> str:
     if last is None:
         return "pending"
     if last.success:
-        return "ok"
-    return "warn" if last.reason.value in pages.WARNING_REASONS else "fail"
+        return "ok" if last.warning is None else "warn"
+    return "fail"
 
 
 _ORDER = {"fail": 0, "warn": 1, "pending": 2, "ok": 3}

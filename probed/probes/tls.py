@@ -66,7 +66,10 @@ class TlsProbeConfig:
     insecure_skip_verify: bool = False
     """Skip the trust and host name checks (not the expiry checks)."""
     min_days_remaining: float = DEFAULT_MIN_DAYS_REMAINING
-    """Fail with cert_expiring when the earliest presented certificate expires sooner."""
+    """cert_expiring when the earliest presented certificate expires sooner: a warning (the
+    attempt succeeds, as in blackbox_exporter) unless `fail_if_expiring`."""
+    fail_if_expiring: bool = False
+    """Make cert_expiring a failure (probe_success 0, bad for SLOs) instead of a warning."""
     min_version: MinVersion = "TLS1.2"
     client_cert: str | None = None
     """PEM client certificate (with its key, or see client_key) for mutual TLS."""
@@ -127,6 +130,7 @@ class TlsProbe:
         self._verify = not cfg.insecure_skip_verify
         self._mutual = cfg.client_cert is not None
         self._min_days = cfg.min_days_remaining
+        self._fail_if_expiring = cfg.fail_if_expiring
         self._budget_s = budget_s(spec.timeout)
         # An IP target needs no resolution: its address is fixed for the probe's life.
         self._addresses: list[tuple[socket.AddressFamily, str]] | None = None
@@ -163,6 +167,8 @@ class TlsProbe:
         }
         if reason is Reason.OK:
             return ProbeResult.ok(**result)
+        if reason.can_warn and not self._fail_if_expiring:
+            return ProbeResult.warn(reason, detail, **result)
         return ProbeResult.fail(reason, detail, **result)
 
     def _timeout_detail(self, progress: _Progress) -> str:

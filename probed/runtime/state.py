@@ -63,7 +63,8 @@ class ChangeLog:
         if not self.suppressed:
             self.since = ts
         self.suppressed += 1
-        self.reasons[result.reason.value] = self.reasons.get(result.reason.value, 0) + 1
+        word = (result.warning or result.reason).value
+        self.reasons[word] = self.reasons.get(word, 0) + 1
 
     def summary(self, ts: float) -> str:
         """' [N changes not logged in the last Ns: reason xN, ...]', and forgets them; '' if none."""
@@ -134,7 +135,7 @@ class ProbeState:
             self.failures_by_reason[result.reason] = self.failures_by_reason.get(result.reason, 0) + 1
             if result.error_code:
                 self.error_codes[result.error_code] = self.error_codes.get(result.error_code, 0) + 1
-        if previous is None or previous.reason is not result.reason:
+        if previous is None or previous.reason is not result.reason or previous.warning is not result.warning:
             self._log_change(previous, result, ts)
         elif self.change_log.suppressed:
             self._log_settled(result, ts)
@@ -150,10 +151,10 @@ class ProbeState:
             limiter.hold(result, ts)
             return
         held = limiter.summary(ts)
-        if previous is None and result.success:
+        if previous is None and result.success and result.warning is None:
             log.info("probe %s: ok%s", self.spec.name, held, extra={"probe": self.spec.name, "state": "ok"})
             return
-        before = "starting" if previous is None else ("ok" if previous.success else "failing")
+        before = "starting" if previous is None else _state_word(previous)
         self._emit(f"{before} -> ", result, held)
 
     def _log_settled(self, result: ProbeResult, ts: float) -> None:
@@ -163,12 +164,25 @@ class ProbeState:
             self._emit("still ", result, limiter.summary(ts))
 
     def _emit(self, prefix: str, result: ProbeResult, held: str) -> None:
-        after = "ok" if result.success else "failing"
-        extra: dict[str, object] = {"probe": self.spec.name, "state": after, "reason": result.reason.value}
-        if result.success:
+        after = _state_word(result)
+        extra: dict[str, object] = {"probe": self.spec.name, "state": after,
+                                    "reason": (result.warning or result.reason).value}
+        if result.warning is not None:
+            detail = redact(result.detail, self.secrets)
+            extra["detail"] = detail
+            log.warning("probe %s: %swarning (%s): %s%s", self.spec.name, prefix, result.warning.value, detail, held,
+                        extra=extra)
+        elif result.success:
             log.info("probe %s: %sok%s", self.spec.name, prefix, held, extra=extra)
         else:
             detail = redact(result.detail, self.secrets)
             extra["detail"] = detail
             log.warning("probe %s: %sfailing (%s): %s%s", self.spec.name, prefix, result.reason.value, detail, held,
                         extra=extra)
+
+
+def _state_word(result: ProbeResult) -> str:
+    """ok, warning (a success carrying a warning reason) or failing: the words of the state log."""
+    if result.warning is not None:
+        return "warning"
+    return "ok" if result.success else "failing"

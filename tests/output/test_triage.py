@@ -54,7 +54,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Da
         for ts in (now - 600, now - 300, now - 60):
             states["down"].record(ProbeResult.fail(Reason.HTTP_STATUS, "HTTP 503", values={"status_code": 503}),
                                   ts=ts)
-        states["expiring"].record(ProbeResult.fail(Reason.CERT_EXPIRING, "expires in 9 days"), ts=now - 30)
+        states["expiring"].record(ProbeResult.warn(Reason.CERT_EXPIRING, "expires in 9 days"), ts=now - 30)
         async with TestClient(TestServer(make_app(daemon))) as c:
             yield c, daemon
     finally:

@@ -145,17 +145,20 @@ async def test_expired_certificate_is_cert_expired_and_exports_its_expiry(pki: P
     assert result.values["cert_days_remaining"] < -1.99
 
 
-async def test_certificate_expiring_in_3_days_is_cert_expiring(pki: Pki) -> None:
+async def test_certificate_expiring_in_3_days_is_a_cert_expiring_warning(pki: Pki) -> None:
     expiring = pki.leaf_expiring_in(3 * DAY, "localhost")
     async with tls_server(expiring) as server:
         result = await attempt(pki, server.port)
         relaxed = await attempt(pki, server.port, min_days_remaining=2)
+        strict = await attempt(pki, server.port, fail_if_expiring="true")
 
-    assert result.reason is Reason.CERT_EXPIRING
+    assert result.success and result.reason is Reason.OK and result.warning is Reason.CERT_EXPIRING
     assert "expires in 3.0 days" in result.detail and "min_days_remaining 14" in result.detail
     assert_expiry(result, expiring)
     assert 2.99 < result.values["cert_days_remaining"] <= 3
-    assert relaxed.reason is Reason.OK
+    assert relaxed.reason is Reason.OK and relaxed.warning is None
+    assert not strict.success and strict.reason is Reason.CERT_EXPIRING and strict.warning is None
+    assert strict.detail == result.detail
 
 
 async def test_wrong_host_name_is_a_mismatch_and_still_exports_the_expiry(pki: Pki) -> None:
@@ -205,7 +208,7 @@ async def test_insecure_skip_verify_accepts_untrusted_but_still_checks_expiry(pk
 
     assert ok.reason is Reason.OK, ok.detail
     assert ok.facts["tls"]["verified"] is False  # type: ignore[index]
-    assert expiring.reason is Reason.CERT_EXPIRING
+    assert expiring.success and expiring.warning is Reason.CERT_EXPIRING
 
 
 # --------------------------------------------------------------------------- handshake and transport
@@ -468,13 +471,15 @@ probes:
 CERT_VALUES = ("cert_expiry_timestamp_seconds", "last_chain_expiry_timestamp_seconds", "cert_chain_length")
 
 
-async def test_https_target_of_an_http_probe_fails_cert_expiring_like_the_tls_probe(pki: Pki) -> None:
+async def test_https_target_of_an_http_probe_warns_cert_expiring_like_the_tls_probe(pki: Pki) -> None:
     expiring = pki.leaf_expiring_in(3 * DAY, "localhost")
     async with https_server(expiring) as port:
         via_http = await http_attempt(pki, port)
         via_tls = await attempt(pki, port)
 
-    assert via_http.reason is via_tls.reason is Reason.CERT_EXPIRING
+    assert via_http.success and via_tls.success
+    assert via_http.warning is via_tls.warning is Reason.CERT_EXPIRING
+    assert via_http.detail == via_tls.detail
     assert via_http.values["status_code"] == 200  # the service works; its certificate is the problem
     assert_expiry(via_http, expiring)
     assert {k: via_http.values[k] for k in CERT_VALUES} == {k: via_tls.values[k] for k in CERT_VALUES}

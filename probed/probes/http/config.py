@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from yarl import URL
 
 from probed.config.schema import SECRET, ByteSize, Converter, Duration, FieldError, Regex
+from probed.probes.common.certs import DEFAULT_MIN_DAYS_REMAINING
 from probed.probes.common.net import IpProtocol
 from probed.probes.common.tls import TlsOptions
 from probed.redact import redact
@@ -80,6 +81,22 @@ class JsonCheck:
 
 
 @dataclass(frozen=True)
+class HttpTlsOptions(TlsOptions):
+    """`http.tls`: the TLS client settings plus the certificate-expiry verdict of an https probe."""
+
+    min_days_remaining: float = DEFAULT_MIN_DAYS_REMAINING
+    """cert_expiring when the earliest presented certificate expires sooner: a warning (the
+    attempt succeeds, as in blackbox_exporter) unless `fail_if_expiring`."""
+    fail_if_expiring: bool = False
+    """Make cert_expiring a failure (probe_success 0, bad for SLOs) instead of a warning."""
+
+    def __post_init__(self) -> None:
+        if self.min_days_remaining < 0:
+            raise FieldError("min_days_remaining", f"must be at least 0, got {self.min_days_remaining:g}")
+        super().__post_init__()
+
+
+@dataclass(frozen=True)
 class HttpSettings:
     method: str = "GET"
     headers: Annotated[Mapping[str, str], SECRET] = field(default_factory=dict)
@@ -97,7 +114,7 @@ class HttpSettings:
     max_body_bytes: ByteSize = 1024 * 1024
     keepalive: bool = False
     ip_protocol: IpProtocol = "auto"
-    tls: TlsOptions = field(default_factory=TlsOptions)
+    tls: HttpTlsOptions = field(default_factory=HttpTlsOptions)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z]+", self.method):

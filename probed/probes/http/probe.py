@@ -24,7 +24,6 @@ from yarl import URL
 from probed.config.model import ProbeSpec
 from probed.probes import ProbeContext
 from probed.probes.common.certs import (
-    DEFAULT_MIN_DAYS_REMAINING,
     cert_info,
     cert_values,
     chain_facts,
@@ -82,6 +81,7 @@ class HttpProbe:
         self._family = FAMILIES[s.ip_protocol]
         self._ssl: ssl.SSLContext = client_context(s.tls)
         self._server_hostname = s.tls.server_name
+        self._min_days, self._fail_if_expiring = s.tls.min_days_remaining, s.tls.fail_if_expiring
         shared = ctx.shared.get("http")
         # The daemon hands every probe the kind's shared pool; a probe built without one (a
         # test, a library user) owns a private pool and closes it in aclose().
@@ -188,12 +188,17 @@ class HttpProbe:
                                         f"{deadline.total_s:.3g}s", **result)
             if problem:
                 return ProbeResult.fail(Reason.BODY_MISMATCH, redact(problem, self._secrets), **result)
+        warning = None
         if tls_problem is not None:
-            return ProbeResult.fail(tls_problem[0], redact(tls_problem[1], self._secrets), **result)
+            if not (tls_problem[0].can_warn and not self._fail_if_expiring):
+                return ProbeResult.fail(tls_problem[0], redact(tls_problem[1], self._secrets), **result)
+            warning = tls_problem
         if self._slow is not None and end - timing.start > self._slow:
             return ProbeResult.fail(
                 Reason.SLOW, f"took {(end - timing.start) * 1000:.0f} ms (fail_if_slower_than {self._slow:g}s)",
                 **result)
+        if warning is not None:
+            return ProbeResult.warn(warning[0], redact(warning[1], self._secrets), **result)
         return ProbeResult.ok(**result)
 
     def _tls_of(self, response: aiohttp.ClientResponse, timing: Timing) -> ssl.SSLObject | None:
@@ -226,7 +231,7 @@ class HttpProbe:
         facts["tls"] = chain_facts(report, now)
         if not verified and verify_error is None:
             return None
-        reason, detail = judge(report, now, DEFAULT_MIN_DAYS_REMAINING, verify_error)
+        reason, detail = judge(report, now, self._min_days, verify_error)
         return None if reason is Reason.OK else (reason, detail)
 
     def _check_headers(self, headers: CIMultiDictProxy[str]) -> str:
