@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from probed import redact
+
 pytest_plugins = ["tests.peers.http", "tests.peers.tls", "tests.peers.dns", "tests.peers.db", "tests.peers.aws"]
 
 
@@ -21,6 +23,14 @@ def _own_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     # `probed run` checkpoints into a state directory by default: every test (and every daemon a
     # test starts as a subprocess) gets its own, so no test restores another's history.
     monkeypatch.setenv("PROBED_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets_after_each_test() -> Iterator[None]:
+    # Building a probe adds its config's secrets to redact's process-wide set (which the log
+    # handler masks with). One test's secret ("probe", say) must not mask words in the next.
+    yield
+    redact.forget_all()
 
 
 @pytest.fixture(autouse=True)
