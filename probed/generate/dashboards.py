@@ -174,18 +174,20 @@ def probe() -> Dashboard:
                   "Status code of the last response (http probes; 0: no response).", width=4, height=4,
                   thresholds=((None, "green"), (400, "red"))),
             Panel("Phases of the last attempt", "timeseries", (Query(
-                f"probed_probe_phase_seconds{{{ONE}}}", legend="{{phase}}"),),
-                "resolve, connect, tls, processing, transfer (and the phases of other types), stacked: the top "
-                "is the attempt's duration.", unit="s", stack=True),
+                f"probed_probe_phase_seconds{{{ONE}}} or probe_http_duration_seconds{{{ONE}}}", legend="{{phase}}"),),
+                "resolve, connect, tls, processing, transfer, stacked: the top is the attempt's duration. Other "
+                "types' phases need the metrics `phases` switch or `profile: full`.", unit="s", stack=True),
             Panel("Latency percentiles by window", "timeseries", (Query(
                 f'probed_probe_latency_seconds{{{ONE}, window=~"1m|5m|1h"}}', legend="p{{quantile}} {{window}}"),),
-                "Quantiles of successful attempts over trailing 1m, 5m and 1h windows, from the ring.", unit="s"),
+                "Quantiles of successful attempts over trailing 1m, 5m and 1h windows, from the ring (the default "
+                "profile exports p50 and p99 over 5m; `percentiles: true` or `profile: full` for all).", unit="s"),
             Panel("Duration histogram p50 / p99", "timeseries", (
                 Query(f"histogram_quantile(0.5, sum by (le) (rate(probed_probe_duration_seconds_bucket{{{ONE}}}"
                       "[$__rate_interval])))", legend="p50"),
                 Query(f"histogram_quantile(0.99, sum by (le) (rate(probed_probe_duration_seconds_bucket{{{ONE}}}"
                       "[$__rate_interval])))", legend="p99")),
-                "From the all-attempts histogram, as PromQL sees it.", unit="s"),
+                "From the all-attempts histogram, as PromQL sees it (needs the metrics `histogram` switch or "
+                "`profile: full`).", unit="s"),
             Panel("Failures by reason", "timeseries", (Query(
                 f"sum by (reason) (increase(probed_probe_failures_total{{{ONE}}}[$__rate_interval]))",
                 legend="{{reason}}"),), "Failed attempts per interval by reason.", stack=True),
@@ -194,7 +196,8 @@ def probe() -> Dashboard:
                 unit="ops", stack=True),
             Panel("Values reported by the last attempt", "timeseries", (Query(
                 f"probed_probe_value{{{ONE}}}", legend="{{name}}"),),
-                "Every numeric fact of a result (status code, content length, answers, connections ...)."),
+                "Every numeric fact of a result (status code, content length, answers, connections ...); needs "
+                "the metrics `values` switch or `profile: full`."),
             Panel("Certificate days left", "stat", (
                 Query(f"(probe_ssl_earliest_cert_expiry{{{ONE}}} - time()) / 86400", legend="server certificate",
                       instant=True, feeds="no"),
@@ -217,7 +220,8 @@ def probe() -> Dashboard:
                 stack=True),
             Panel("Skipped runs by cause", "timeseries", (Query(
                 f"sum by (cause) (increase(probed_probe_skipped_runs_total{{{ONE}}}[$__rate_interval]))",
-                legend="{{cause}}"),), "overrun: the previous attempt was still running; concurrency_limit."),
+                legend="{{cause}}"),), "overrun: the previous attempt was still running; concurrency_limit "
+                "(needs the metrics `skips` switch or `profile: full`)."),
             Panel("Configuration", "table", (Query(f"probed_probe_info{{{ONE}}}", instant=True, table=True),),
                   "Target (credentials removed) and labels.", width=24, height=4,
                   transformations=({"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
