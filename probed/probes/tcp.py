@@ -32,7 +32,15 @@ from probed.probes.common.certs import TLS_INFOS, VERSION_INFO
 from probed.probes.common.deadline import budget_s
 from probed.probes.common.describe import describe_connection
 from probed.probes.common.errors import classify
-from probed.probes.common.net import FAMILIES, IpProtocol, connect, is_ip_literal, split_host_port
+from probed.probes.common.net import (
+    FAMILIES,
+    LOOKUP_ALIAS,
+    IpProtocol,
+    connect,
+    is_ip_literal,
+    split_host_port,
+    with_lookup_time,
+)
 from probed.probes.common.tls import TLS_WATCHER, TlsOptions, client_context, tls_version_name
 from probed.redact import excerpt, redact
 from probed.result import ProbeResult, Reason
@@ -130,6 +138,9 @@ class TcpProbe:
         return None
 
     async def probe(self) -> ProbeResult:
+        return with_lookup_time(await self._attempt_once())
+
+    async def _attempt_once(self) -> ProbeResult:
         loop = asyncio.get_running_loop()
         start = perf_counter()
         addresses, resolved = self._static, start
@@ -279,6 +290,7 @@ KIND = ProbeKind(
     factory=_factory,
     validate_target=validate_target,
     describe=describe_connection,
+    aliases=LOOKUP_ALIAS,
     phases=("resolve", "connect", "tls"),
     infos={VERSION_INFO: TLS_INFOS[VERSION_INFO]},
 )

@@ -48,7 +48,7 @@ from probed.probes.common.certs import (
 from probed.probes.common.deadline import budget_s
 from probed.probes.common.describe import describe_tls
 from probed.probes.common.errors import classify, classify_tls_error
-from probed.probes.common.net import is_ip_literal, split_host_port
+from probed.probes.common.net import LOOKUP_ALIAS, is_ip_literal, split_host_port, with_lookup_time
 from probed.probes.common.tls import check_tls_files, tls_context
 from probed.result import ProbeResult, Reason
 
@@ -144,6 +144,9 @@ class TlsProbe:
         return None
 
     async def probe(self) -> ProbeResult:
+        return with_lookup_time(await self._attempt_once())
+
+    async def _attempt_once(self) -> ProbeResult:
         phases: dict[str, float] = {}
         progress = _Progress()
         try:
@@ -401,7 +404,7 @@ KIND = ProbeKind(
     config_cls=TlsProbeConfig,
     factory=_factory,
     validate_target=validate_target,
-    aliases=CERT_ALIASES,
+    aliases={**CERT_ALIASES, **LOOKUP_ALIAS},
     describe=describe_tls,
     phases=("resolve", "connect", "tls"),
     values=CERT_VALUES,

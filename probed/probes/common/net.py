@@ -4,12 +4,16 @@ and a cheap non-blocking connect."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import os
 import socket
 import struct
 from typing import Any, Literal
+
+from probed.probes import MetricAlias
+from probed.result import ProbeResult
 
 IpProtocol = Literal["auto", "ip4", "ip6"]
 FAMILIES: dict[str, socket.AddressFamily] = {
@@ -97,3 +101,20 @@ async def connect(loop: asyncio.AbstractEventLoop, family: socket.AddressFamily,
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+LOOKUP_VALUE = "dns_lookup_time_seconds"
+"""The value name of the target's name resolution time: every type that resolves a host name
+carries it, from its `resolve` phase (0 for an IP address), as blackbox_exporter does on every
+module (its dashboards plot it for http and tcp targets too)."""
+
+
+LOOKUP_ALIAS = {LOOKUP_VALUE: MetricAlias(
+    "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds")}
+"""blackbox_exporter's name and help text for it."""
+
+
+def with_lookup_time(result: ProbeResult) -> ProbeResult:
+    """`result` with LOOKUP_VALUE set from its `resolve` phase (0 when it has none: an IP target)."""
+    values = {**result.values, LOOKUP_VALUE: result.phases.get("resolve", 0.0)}
+    return dataclasses.replace(result, values=values)

@@ -10,6 +10,7 @@ from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
 from probed.probes.common.certs import CERT_ALIASES, CERT_VALUES, TLS_INFOS
 from probed.probes.common.describe import describe_connection
+from probed.probes.common.net import LOOKUP_ALIAS
 from probed.probes.http.config import HttpSettings, validate_target
 from probed.probes.http.probe import HttpProbe
 from probed.probes.http.session import SessionPool
@@ -40,8 +41,10 @@ KIND = ProbeKind(
         "redirects": MetricAlias("probe_http_redirects", "The number of redirects followed."),
         "content_length": MetricAlias("probe_http_content_length", "Bytes of the response body read."),
         "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),
-        "http_version": MetricAlias("probe_http_version", "HTTP version of the final response (1.1, 2)."),
+        "http_version": MetricAlias("probe_http_version",
+                                    "HTTP version of the final response (1.0 or 1.1; HTTP/2 is not supported)."),
         **CERT_ALIASES,
+        **LOOKUP_ALIAS,
     },
     phases=PHASES,
     values=CERT_VALUES,

@@ -32,7 +32,7 @@ from probed.probes.common.certs import (
 )
 from probed.probes.common.deadline import Deadline
 from probed.probes.common.errors import classify
-from probed.probes.common.net import FAMILIES
+from probed.probes.common.net import FAMILIES, with_lookup_time
 from probed.probes.common.tls import TLS_WATCHER, client_context
 from probed.probes.http.body import BadEncoding, Body, OutOfTime, in_steps, read_body
 from probed.probes.http.checks import SHOWN, check_body
@@ -97,6 +97,9 @@ class HttpProbe:
             await self._pool.aclose()
 
     async def probe(self) -> ProbeResult:
+        return with_lookup_time(await self._attempt_once())
+
+    async def _attempt_once(self) -> ProbeResult:
         session = self._session
         if session is None or session.closed:
             pool = self._pool
