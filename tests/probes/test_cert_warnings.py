@@ -83,7 +83,8 @@ async def test_a_warning_counts_as_good_is_exported_logged_and_amber(
     assert (counts.attempts, counts.failures) == (2, 0)
     assert state.failing_since is None and not state.failures_by_reason
     # the log says warning, with the reason, on the ok -> warning change
-    (line,) = [r.getMessage() for r in caplog.records if spec.name in r.getMessage()]
+    (line,) = [r.getMessage() for r in caplog.records
+               if r.name == "probed.probe" and r.getMessage().startswith(f"probe {spec.name}:")]
     assert "ok -> warning (cert_expiring)" in line and "expires in 3.0 days" in line
 
     view = ExpositionView([state], {}, SchedulerStats(), ReloadStatus(True, now))
