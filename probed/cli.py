@@ -11,8 +11,8 @@ from pathlib import Path
 from probed import __version__
 from probed.blackbox.endpoint import DEFAULT_MAX_CONCURRENCY, ProbeEndpointOptions
 from probed.blackbox.importer import import_blackbox
-from probed.config.loader import MAX_FILE_BYTES
 from probed.config.schema import ConfigError, read_small_file
+from probed.config.source import MAX_FILE_BYTES
 from probed.demo import run_demo
 from probed.generate import dashboards, rules
 from probed.generate.rules import RuleOptions

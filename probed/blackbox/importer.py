@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import yaml
 
 from probed.config.blackbox import parse_modules
-from probed.config.loader import YAML_LOADER
 from probed.config.schema import ConfigError, ConfigIssue
+from probed.config.source import YAML_LOADER
 
 HEADER = """\
 # blackbox_exporter modules, imported by `probed import-blackbox {source}`.

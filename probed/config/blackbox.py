@@ -18,8 +18,9 @@ from typing import Annotated, Any, Literal
 
 import yaml
 
-from probed.config.loader import Invalid, NodeConverter, compose
+from probed.config.loader import Invalid, NodeConverter
 from probed.config.schema import SECRET, ByteSize, ConfigError, ConfigIssue, Duration, FieldError, Regex, clip
+from probed.config.source import compose
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
 

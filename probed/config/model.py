@@ -17,9 +17,10 @@ from typing import Any, Literal, Protocol
 import yaml
 
 from probed.config.blackbox import BlackboxModule, convert_modules
-from probed.config.loader import MAX_FILE_BYTES, Invalid, NodeConverter, compose, decode, key_value, merge, node_kind
+from probed.config.loader import Invalid, NodeConverter, key_value, merge, node_kind
 from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError, clip, read_small_file
 from probed.config.slo import SloSection, SloSpec, resolve
+from probed.config.source import MAX_FILE_BYTES, compose, decode
 
 # Matched with fullmatch: `$` alone would accept "abc\n" (it matches before a final newline).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
