@@ -33,6 +33,7 @@ async def test_a_healthy_endpoint_succeeds_with_all_phases_and_values(prober: Pr
     assert result.phases["connect"] > 0 and result.phases["processing"] > 0
     assert result.phases["tls"] == 0 and result.phases["resolve"] == 0  # plain http to an IP literal
     assert result.values == {"status_code": 200, "redirects": 0, "content_length": len('{"status": "ok"}'),
+                             "uncompressed_body_length": len('{"status": "ok"}'), "failed_due_to_regex": 0,
                              "ssl": 0, "http_version": 1.1, "dns_lookup_time_seconds": 0}
 
 
@@ -228,7 +229,8 @@ async def test_an_endless_body_stops_at_the_cap(prober: Prober, web_peer: WebPee
     # Read at most the cap plus what one read hands over (aiohttp pauses the socket once its
     # buffer passes 128 KiB; a read can bring a few hundred KiB), and the server was stopped far
     # short of its 10 GB.
-    assert cap < result.values["content_length"] <= cap + 512 * 1024
+    assert cap < result.values["uncompressed_body_length"] <= cap + 512 * 1024
+    assert result.values["content_length"] == -1  # chunked: no Content-Length header (blackbox's -1)
     await asyncio.sleep(0.05)
     assert web_peer.state["huge_bytes_sent"] < 64 * 1024 * 1024
 
@@ -236,13 +238,15 @@ async def test_an_endless_body_stops_at_the_cap(prober: Prober, web_peer: WebPee
 async def test_a_declared_length_over_the_cap_fails_without_reading(prober: Prober, web_peer: WebPeer) -> None:
     result = await prober.once("http", f"{web_peer.url}/huge?declared=1", {"max_body_bytes": "1MiB"})
     assert result.reason is Reason.BODY_TOO_LARGE
-    assert result.values["content_length"] == 0
+    assert result.values["content_length"] == 10 * 1024**3  # the header, as blackbox reports it
+    assert result.values["uncompressed_body_length"] == 0  # nothing read
 
 
 async def test_head_checks_a_large_resource_without_its_body(prober: Prober, web_peer: WebPeer) -> None:
     result = await prober.once("http", f"{web_peer.url}/huge?declared=1", {"method": "HEAD", "max_body_bytes": 1024})
     assert result.reason is Reason.OK, result.detail
-    assert result.values["content_length"] == 0 and web_peer.state["huge_bytes_sent"] == 0
+    assert result.values["content_length"] == 10 * 1024**3  # what the HEAD response declares
+    assert result.values["uncompressed_body_length"] == 0 and web_peer.state["huge_bytes_sent"] == 0
 
 
 async def test_an_endless_drip_ends_at_the_timeout_and_the_connection_closes(
@@ -281,6 +285,8 @@ async def test_body_checks(prober: Prober, web_peer: WebPeer, status: str, setti
     result = await prober.once("http", f"{web_peer.url}/json/{status}", settings)
     assert result.reason is reason, result.detail
     assert result.values["status_code"] == 200
+    # blackbox's probe_failed_due_to_regex: 1 exactly when a body check failed the attempt
+    assert result.values["failed_due_to_regex"] == (reason is Reason.BODY_MISMATCH)
 
 
 async def test_a_body_that_is_not_json_fails_the_json_check(prober: Prober, web_peer: WebPeer) -> None:
@@ -313,6 +319,7 @@ async def test_header_checks(prober: Prober, web_peer: WebPeer, settings: dict[s
     result = await prober.once("http", f"{web_peer.url}/headers", settings)
     assert result.reason is reason, result.detail
     assert result.detail == detail
+    assert result.values["failed_due_to_regex"] == (reason is Reason.HEADER_MISMATCH)
 
 
 # --------------------------------------------------------------------------- slow
@@ -512,4 +519,6 @@ def test_aliases_use_blackbox_names() -> None:
     assert aliases.items() >= {
         "status_code": "probe_http_status_code", "redirects": "probe_http_redirects",
         "content_length": "probe_http_content_length", "ssl": "probe_http_ssl", "http_version": "probe_http_version",
+        "uncompressed_body_length": "probe_http_uncompressed_body_length",
+        "failed_due_to_regex": "probe_failed_due_to_regex",
     }.items()

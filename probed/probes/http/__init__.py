@@ -39,7 +39,12 @@ KIND = ProbeKind(
     aliases={
         "status_code": MetricAlias("probe_http_status_code", "Response HTTP status code (0: no response)."),
         "redirects": MetricAlias("probe_http_redirects", "The number of redirects followed."),
-        "content_length": MetricAlias("probe_http_content_length", "Bytes of the response body read."),
+        "content_length": MetricAlias("probe_http_content_length",
+                                      "Length of the HTTP content response (the Content-Length header; -1 without)."),
+        "uncompressed_body_length": MetricAlias("probe_http_uncompressed_body_length",
+                                                "Length of uncompressed response body (bytes read, after inflating)."),
+        "failed_due_to_regex": MetricAlias("probe_failed_due_to_regex",
+                                           "Indicates if probe failed due to regex (a body or header check)."),
         "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),
         "http_version": MetricAlias("probe_http_version",
                                     "HTTP version of the final response (1.0 or 1.1; HTTP/2 is not supported)."),

@@ -158,7 +158,11 @@ class HttpProbe:
         values: dict[str, float] = {
             "status_code": status,
             "redirects": len(response.history),
-            "content_length": size,
+            # blackbox's meaning: the Content-Length header (-1 without); the bytes read, inflated,
+            # are the uncompressed body length.
+            "content_length": -1 if response.content_length is None else response.content_length,
+            "uncompressed_body_length": size,
+            "failed_due_to_regex": 0,
             "ssl": 1 if response.url.scheme == "https" else 0,
             "http_version": version.major + version.minor / 10 if version is not None else 0,
         }
@@ -181,6 +185,7 @@ class HttpProbe:
                                     f"body larger than max_body_bytes ({self._max_body} bytes)", **result)
         problem = self._check_headers(response.headers)
         if problem:
+            values["failed_due_to_regex"] = 1
             return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
         if self._needs_body:
             try:
@@ -190,6 +195,7 @@ class HttpProbe:
                 return ProbeResult.fail(Reason.TIMEOUT, f"checking the body: no result within "
                                         f"{deadline.total_s:.3g}s", **result)
             if problem:
+                values["failed_due_to_regex"] = 1
                 return ProbeResult.fail(Reason.BODY_MISMATCH, redact(problem, self._secrets), **result)
         warning = None
         if tls_problem is not None:
@@ -255,7 +261,9 @@ class HttpProbe:
         now = perf_counter()
         timing.interrupted(now)
         phases = timing.phases(now)
-        values: dict[str, float] = {"status_code": 0, "redirects": 0, "content_length": 0, "ssl": 0, "http_version": 0}
+        values: dict[str, float] = {"status_code": 0, "redirects": 0, "content_length": 0,
+                                    "uncompressed_body_length": 0, "failed_due_to_regex": 0, "ssl": 0,
+                                    "http_version": 0}
         if isinstance(exc, aiohttp.TooManyRedirects):
             values["redirects"] = len(exc.history)
         info: dict[str, dict[str, str]] = {}
