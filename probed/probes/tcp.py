@@ -138,7 +138,9 @@ class TcpProbe:
         return None
 
     async def probe(self) -> ProbeResult:
-        return with_lookup_time(await self._attempt_once())
+        self._connected_family: int | None = None  # set by the attempt once it has a connection
+        result = await self._attempt_once()
+        return with_lookup_time(result, self._connected_family)
 
     async def _attempt_once(self) -> ProbeResult:
         loop = asyncio.get_running_loop()
@@ -163,6 +165,7 @@ class TcpProbe:
         phases = {"resolve": resolved - start, "connect": connected - resolved}
         if sock is None:
             return self._failed(error or OSError("no address to connect to"), phases=phases)
+        self._connected_family = sock.family
         if self._ssl is None and not self._steps:
             sock.close()
             return ProbeResult(True, Reason.OK, phases=phases)

@@ -107,14 +107,22 @@ LOOKUP_VALUE = "dns_lookup_time_seconds"
 """The value name of the target's name resolution time: every type that resolves a host name
 carries it, from its `resolve` phase (0 for an IP address), as blackbox_exporter does on every
 module (its dashboards plot it for http and tcp targets too)."""
+IP_PROTOCOL_VALUE = "ip_protocol"
+"""4 or 6: the address family of the connection the attempt made (absent when none was made)."""
+
+LOOKUP_ALIAS = {
+    LOOKUP_VALUE: MetricAlias("probe_dns_lookup_time_seconds",
+                              "Returns the time taken for probe dns lookup in seconds"),
+    IP_PROTOCOL_VALUE: MetricAlias("probe_ip_protocol",
+                                   "Specifies whether probe ip protocol is IP4 or IP6"),
+}
+"""blackbox_exporter's names and help texts for them."""
 
 
-LOOKUP_ALIAS = {LOOKUP_VALUE: MetricAlias(
-    "probe_dns_lookup_time_seconds", "Returns the time taken for probe dns lookup in seconds")}
-"""blackbox_exporter's name and help text for it."""
-
-
-def with_lookup_time(result: ProbeResult) -> ProbeResult:
-    """`result` with LOOKUP_VALUE set from its `resolve` phase (0 when it has none: an IP target)."""
+def with_lookup_time(result: ProbeResult, family: int | None = None) -> ProbeResult:
+    """`result` with LOOKUP_VALUE set from its `resolve` phase (0 when it has none: an IP target),
+    and IP_PROTOCOL_VALUE from the address `family` the attempt connected over, if it did."""
     values = {**result.values, LOOKUP_VALUE: result.phases.get("resolve", 0.0)}
+    if family is not None:
+        values[IP_PROTOCOL_VALUE] = 6 if family == socket.AF_INET6 else 4
     return dataclasses.replace(result, values=values)

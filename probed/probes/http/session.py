@@ -29,6 +29,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from probed import __version__
 from probed.probes.common.net import connect
+from probed.probes.common.tls import TLS_WATCHER
 from probed.probes.http.body import ACCEPT_ENCODING
 
 USER_AGENT = f"probed/{__version__}"
@@ -37,7 +38,7 @@ USER_AGENT = f"probed/{__version__}"
 class Timing:
     """Timestamps and phase sums of one attempt. Written by the trace hooks, read by the probe."""
 
-    __slots__ = ("conn_start", "connect", "dns_end", "dns_start", "processing", "ready", "resolve",
+    __slots__ = ("conn_start", "connect", "dns_end", "dns_start", "family", "processing", "ready", "resolve",
                  "response_at", "ssl_object", "start", "tls", "tls_start")
 
     def __init__(self, start: float) -> None:
@@ -46,6 +47,8 @@ class Timing:
         self.ready = self.response_at = 0.0
         self.resolve = self.connect = self.tls = self.processing = 0.0
         self.ssl_object: ssl.SSLObject | None = None
+        self.family: int | None = None
+        """Address family of the newest connection this attempt opened (None: it opened none)."""
         """TLS state of the newest connection this attempt opened (the final hop's, for https)."""
 
     def tls_started(self, ssl_object: ssl.SSLObject) -> None:
@@ -131,6 +134,15 @@ def _trace_config() -> aiohttp.TraceConfig:
     return trace
 
 
+
+def _noted(made: tuple[asyncio.Transport, ResponseHandler]) -> tuple[asyncio.Transport, ResponseHandler]:
+    """Tell the attempt (its Timing, in TLS_WATCHER) over which address family it connected."""
+    watcher = TLS_WATCHER.get()
+    sock = made[0].get_extra_info("socket")
+    if isinstance(watcher, Timing) and sock is not None:
+        watcher.family = sock.family
+    return made
+
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's connector with a cheaper TCP connect for the common single-address case.
 
@@ -169,7 +181,7 @@ class _Connector(aiohttp.TCPConnector):
                     error_cls = kwargs.get("client_error", aiohttp.ClientConnectorError)
                     raise error_cls(req.connection_key, denied) from exc
         if addr_infos is None or len(addr_infos) != 1 or req is None or self._local_addr_infos:
-            return await super()._wrap_create_connection(*args, **kwargs)
+            return _noted(await super()._wrap_create_connection(*args, **kwargs))
         del kwargs["addr_infos"]
         family, _type, _proto, _canonical, address = addr_infos[0]
         try:
@@ -177,7 +189,7 @@ class _Connector(aiohttp.TCPConnector):
         except OSError as exc:  # what aiohttp's own path raises, so its callers see no difference
             raise kwargs.get("client_error", aiohttp.ClientConnectorError)(req.connection_key, exc) from exc
         # From here the loop owns the socket (and closes it if the TLS handshake fails).
-        return await self._wrap_existing_connection(*args, sock=sock, **kwargs)
+        return _noted(await self._wrap_existing_connection(*args, sock=sock, **kwargs))
 
 
 class SessionPool:
