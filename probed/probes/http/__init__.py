@@ -43,6 +43,9 @@ KIND = ProbeKind(
                                       "Length of the HTTP content response (the Content-Length header; -1 without)."),
         "uncompressed_body_length": MetricAlias("probe_http_uncompressed_body_length",
                                                 "Length of uncompressed response body (bytes read, after inflating)."),
+        "last_modified_timestamp_seconds": MetricAlias(
+            "probe_http_last_modified_timestamp_seconds",
+            "Returns the Last-Modified HTTP response header in unixtime (absent without the header)"),
         "failed_due_to_regex": MetricAlias("probe_failed_due_to_regex",
                                            "Indicates if probe failed due to regex (a body or header check)."),
         "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),

@@ -12,6 +12,7 @@ the header, body and JSON checks in checks.py; this module is the attempt itself
 from __future__ import annotations
 
 import base64
+import email.utils
 import functools
 import ssl
 import time
@@ -174,6 +175,9 @@ class HttpProbe:
             "ssl": 1 if response.url.scheme == "https" else 0,
             "http_version": version.major + version.minor / 10 if version is not None else 0,
         }
+        modified = _last_modified(response.headers.get("Last-Modified"))
+        if modified is not None:
+            values["last_modified_timestamp_seconds"] = modified
         info: dict[str, dict[str, str]] = {}
         facts: dict[str, object] = {}
         if response.history:
@@ -317,6 +321,17 @@ class HttpProbe:
 
 _TLS_REASONS = frozenset({Reason.TLS_HANDSHAKE, Reason.TLS_VERSION, Reason.CERT_EXPIRED, Reason.CERT_EXPIRING,
                           Reason.CERT_UNTRUSTED, Reason.CERT_HOSTNAME_MISMATCH})
+
+
+def _last_modified(header: str | None) -> float | None:
+    """The Last-Modified header as Unix time (blackbox's probe_http_last_modified_timestamp_seconds);
+    None when absent or not an HTTP date."""
+    if not header:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(header).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def _credentials(url: URL, headers: dict[str, str]) -> tuple[URL, dict[str, str], frozenset[str]]:
