@@ -20,7 +20,7 @@ from probed.logs import setup_logging
 from probed.output.connections import WebLimits
 from probed.output.report import check_report, format_once, shard_report
 from probed.run import DEFAULT_LISTEN, EXIT_CONFIG, EXIT_FAILED, EXIT_OK, print_config_error, run_async, run_once, serve
-from probed.runtime.probeset import load_config
+from probed.runtime.probeset import load_config, load_config_for
 from probed.runtime.shard import from_environment, split
 from probed.slo.checkpoint import DEFAULT_INTERVAL_S, default_state_dir
 
@@ -188,7 +188,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_once(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        # Named probes need only their own variables; others' unset ones are placeholders.
+        config = load_config_for(args.config, args.names) if args.names else load_config(args.config)
     except ConfigError as exc:
         print_config_error(exc)
         return EXIT_CONFIG

@@ -145,3 +145,36 @@ def test_once_json_array_is_one_json_document(tmp_path: Path) -> None:
     assert done.returncode != 0  # both fail: nothing listens
     names = [item["name"] for item in json.loads(done.stdout)]
     assert names == ["a", "b"]
+
+
+def test_once_name_needs_only_the_named_probes_variables(tmp_path: Path, listener: tuple[str, str]) -> None:
+    """`probed once up` runs without DB_PASSWORD, which only another probe uses; a variable the
+    named probe uses is still required, with the full load's error."""
+    open_port, _ = listener
+    config = tmp_path / "p.yaml"
+    config.write_text("""\
+probes:
+  - {name: up, type: tcp, target: "${UP_TARGET}", timeout: 1s}
+  - name: db
+    type: postgres
+    target: "postgres://probe:${DB_PASSWORD}@db.internal:5432/app"
+""")
+    env = {"UP_TARGET": open_port}
+    clean = {k: v for k, v in os.environ.items() if k not in ("DB_PASSWORD", "UP_TARGET")}
+
+    def once(*args: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "probed.cli", "once", "--config", str(config), *args],
+                              capture_output=True, text=True, timeout=60, env=environ, cwd=REPO)
+
+    named = once("up", environ={**clean, **env})
+    assert named.returncode == 0, named.stderr
+    assert "1 ok, 0 failing" in named.stdout and "placeholder" not in named.stdout + named.stderr
+
+    needs_its_own = once("db", environ={**clean, **env})
+    assert needs_its_own.returncode == 2 and "DB_PASSWORD is not set" in needs_its_own.stderr
+
+    everything = once(environ={**clean, **env})
+    assert everything.returncode == 2 and "DB_PASSWORD is not set" in everything.stderr
+
+    own_missing = once("up", environ=clean)
+    assert own_missing.returncode == 2 and "UP_TARGET is not set" in own_missing.stderr

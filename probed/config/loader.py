@@ -59,6 +59,8 @@ class Invalid(Exception):
 
 
 _ENV_REF = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
+ENV_REF = _ENV_REF
+"""`${VAR}` and `${VAR:-default}` references (group 1: the name, group 2: the default)."""
 PLACEHOLDER_PREFIX = "placeholder-"
 
 

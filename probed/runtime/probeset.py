@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import yaml
+
 from probed.config import model
+from probed.config.loader import ENV_REF
 from probed.config.model import Config, ProbeSpec
 from probed.probes import KINDS, Probe, ProbeContext, get_kind
 from probed.runtime import collector
@@ -32,6 +36,43 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """
     with collector.paused():  # ~100 objects per probe, nearly all kept: collecting meanwhile finds nothing
         return model.load_config(path, KINDS, {} if placeholder_env else environ, placeholders=placeholder_env)
+
+
+def load_config_for(path: str | os.PathLike[str], names: Iterable[str],
+                    environ: Mapping[str, str] | None = None) -> Config:
+    """The config for running only the probes `names` (`probed once NAME`): an unset `${VAR}` of
+    another probe is a placeholder, not an error, so that checking one probe does not need the
+    secrets of all. Anywhere else (the named probes, defaults, labels, SLOs) it is still an error,
+    exactly as a full load reports it: a placeholder never reaches a probe that runs.
+    """
+    environ = os.environ if environ is None else environ
+    wanted = set(names)
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return load_config(path, environ)  # the full load says where the syntax is wrong
+    others = []
+    if isinstance(document, dict) and isinstance(document.get("probes"), list):
+        others = [p for p in document["probes"] if not (isinstance(p, dict) and p.get("name") in wanted)]
+        document = {**document, "probes": [p for p in document["probes"] if p not in others]}
+    if not others or _unset_variables(document, environ):
+        return load_config(path, environ)  # nothing to forgive, or a variable the named probes need
+    with collector.paused():
+        return model.load_config(path, KINDS, environ, placeholders=True)
+
+
+def _unset_variables(node: object, environ: Mapping[str, str]) -> list[str]:
+    """The `${VAR}`s (without a default) under `node` that `environ` does not set."""
+    if isinstance(node, dict):
+        return [v for key, value in node.items() for v in (*_unset_variables(key, environ),
+                                                           *_unset_variables(value, environ))]
+    if isinstance(node, list):
+        return [v for item in node for v in _unset_variables(item, environ)]
+    if isinstance(node, str):
+        return [m.group(1) for m in ENV_REF.finditer(node)
+                if m.group(1) and m.group(2) is None and m.group(1) not in environ]
+    return []
 
 
 def parse_config(text: str, filename: str, environ: Mapping[str, str], placeholder_env: bool = False) -> Config:
