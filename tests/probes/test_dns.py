@@ -102,6 +102,7 @@ async def test_good_a_record_passes_with_answers_ttls_and_rcode(server: DnsServe
     assert result.values["answer_rrs"] == 2
     assert result.values["authority_rrs"] == 0
     assert result.values["lookup_time_seconds"] > 0
+    assert result.values["query_succeeded"] == 1
     assert result.info == {"probed_dns_rcode_info": {"rcode": "NOERROR"}}
     assert set(result.phases) == {"udp"}
     assert sorted(result.facts["answers"], key=str) == [  # type: ignore[call-overload]
@@ -170,6 +171,7 @@ async def test_response_codes_map_to_their_reasons(server: DnsServer, name: str,
     assert result.detail.startswith(f"{rcode} from {HOST}:{server.port}")
     assert result.info == {"probed_dns_rcode_info": {"rcode": rcode}}
     assert result.values["answer_rrs"] == 0
+    assert result.values["query_succeeded"] == 1  # an answer came back: blackbox's meaning
 
 
 async def test_nxdomain_can_be_the_expected_outcome(server: DnsServer) -> None:
@@ -212,7 +214,8 @@ async def test_server_that_never_answers_times_out_naming_the_server(server: Dns
     # The probe's own deadline (a tenth inside the timeout) ends it: the detail says who was silent.
     assert result.detail == f"no answer from {HOST}:{server.port} over udp within 0.27s"
     assert set(result.phases) == {"udp"}
-    assert result.values == {} and result.info == {}  # no answer: nothing to export
+    # no answer: nothing to export but blackbox's probe_dns_query_succeeded 0
+    assert result.values == {"query_succeeded": 0} and result.info == {}
     assert result.facts == {"server": f"{HOST}:{server.port}", "transport": "udp", "truncated_udp": False}
     assert server.queries == {"udp": 1, "tcp": 0}  # one attempt, one query: no retransmission
 
@@ -252,7 +255,7 @@ async def test_garbage_with_the_query_id_is_a_protocol_error(server: DnsServer) 
     assert result.reason is Reason.PROTOCOL_ERROR
     assert result.detail.startswith("malformed DNS response")
     assert result.detail.endswith(f"(from {HOST}:{server.port} over udp)")
-    assert result.values == {}
+    assert result.values == {"query_succeeded": 0}
 
 
 async def test_datagram_with_another_query_id_is_ignored(server: DnsServer) -> None:

@@ -46,6 +46,8 @@ KIND = ProbeKind(
     aliases={
         "lookup_time_seconds": MetricAlias("probe_dns_lookup_time_seconds",
                                            "Time from sending the query to the final answer (TCP retry included)."),
+        "query_succeeded": MetricAlias("probe_dns_query_succeeded",
+                                       "Displays whether or not the query was executed successfully"),
         "answer_rrs": MetricAlias("probe_dns_answer_rrs", "Records in the answer section."),
         "authority_rrs": MetricAlias("probe_dns_authority_rrs", "Records in the authority section."),
         "additional_rrs": MetricAlias("probe_dns_additional_rrs",

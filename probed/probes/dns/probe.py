@@ -85,7 +85,7 @@ class DnsProbe:
         """No usable answer: the time spent in the transport it stopped in, and where it asked."""
         phases.setdefault(phase, time.perf_counter() - phase_start)
         facts = {"server": self._server_text, "transport": phase, "truncated_udp": "udp" in phases and phase == "tcp"}
-        return ProbeResult.fail(reason, detail, phases=phases, facts=facts)
+        return ProbeResult.fail(reason, detail, phases=phases, facts=facts, values={"query_succeeded": 0})
 
     # -- the exchange
 
@@ -132,6 +132,7 @@ class DnsProbe:
         rcode_text = rcode_name(response.rcode)
         answers = response.answers
         values = {
+            "query_succeeded": 1,  # an answer came back (blackbox's meaning, whatever its rcode)
             "lookup_time_seconds": elapsed,
             "answer_rrs": len(answers),
             "authority_rrs": len(response.authority),
