@@ -15,10 +15,7 @@ environment is a secret, except where the converter is told otherwise (label val
 exported as labels by design). A message about an interpolated value shows the text as written
 (`"${API_TOKEN}"`), never the value.
 
-Hostile input costs little: the file is read with a size limit (`read_small_file`), and a first
-pass over the YAML events (config/source.py) refuses documents that nest too deeply (libyaml's
-composer recurses) or expand to too many nodes through aliases (a "billion laughs") before any
-node is built.
+Hostile input costs little: config/source.py reads and composes the YAML within limits first.
 """
 
 from __future__ import annotations
