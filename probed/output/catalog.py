@@ -49,7 +49,7 @@ class Family:
     def exported(self, metrics: MetricsSettings) -> bool:
         if self.switch is not None:
             return metrics.wants(self.switch)
-        return _RANK[self.profile] <= _RANK[metrics.profile]
+        return in_profile(self.profile, metrics)
 
     def series_for(self, kind: ProbeKind, metrics: MetricsSettings = FULL) -> int:
         """Series one probe of `kind` adds to a scrape (an estimate where it depends on results)."""
@@ -62,6 +62,11 @@ class Family:
 
 
 _RANK = {"blackbox": 0, "standard": 1, "full": 2}
+
+
+def in_profile(profile: Profile, metrics: MetricsSettings) -> bool:
+    """Whether what `profile` holds is exported under `metrics` (profiles nest)."""
+    return _RANK[profile] <= _RANK[metrics.profile]
 LATENCY = "probed_probe_latency_seconds"
 LEAN_QUANTILES: Mapping[str, tuple[int, ...]] = {"5m": (QUANTILES.index(0.5), QUANTILES.index(0.99))}
 """Without `percentiles`, the latency family carries p50 and p99 over 5m only."""

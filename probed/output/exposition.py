@@ -277,7 +277,6 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
     """The probe types' own families (blackbox-named values, info metrics) the results carry."""
     aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
     infos: dict[str, str] = {}
-    rank = _PROFILE_RANK[metrics.profile]
     for state, text in pairs:
         last = state.last
         if last is None:
@@ -285,17 +284,15 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
         kind = _kind(text.spec.type)
         for name in last.values:
             alias = kind.aliases.get(name)
-            if alias is not None and _PROFILE_RANK[catalog.profile_of(alias.metric)] <= rank:
+            if alias is not None and catalog.in_profile(catalog.profile_of(alias.metric), metrics):
                 aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
         for metric in last.info:
-            if _PROFILE_RANK[catalog.profile_of(metric)] <= rank:
+            if catalog.in_profile(catalog.profile_of(metric), metrics):
                 infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
     families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
     families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
     return families
 
-
-_PROFILE_RANK = {"blackbox": 0, "standard": 1, "full": 2}
 
 
 async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:

@@ -16,11 +16,3 @@ BURN_RATE_WINDOWS: tuple[Window, ...] = (
     ("1d", 86400.0), ("3d", 3 * 86400.0),
 )
 """The SLI and burn-rate windows of multi-window multi-burn-rate alerting (SRE Workbook)."""
-
-
-def label_of(seconds: float) -> str:
-    """30 * 86400 -> "30d", 300 -> "5m": the label a window length is shown with."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
