@@ -82,7 +82,14 @@ class _Refused(Exception):
 def _check_shape(text: str, filename: str, max_nodes: int, max_depth: int) -> None:
     """Count nodes (aliases expanded) and depth from the event stream, stopping at the first excess."""
     try:
-        _walk_events(yaml.parse(text, Loader=YAML_LOADER), max_nodes, max_depth)
+        try:
+            _walk_events(yaml.parse(text, Loader=YAML_LOADER), max_nodes, max_depth)
+        except yaml.MarkedYAMLError as exc:
+            # libyaml 0.2.6 caps nesting at 1,000 levels itself, and its scanner reads a run of `[`
+            # ahead of the events we count, so a deep flow list can hit its cap before ours.
+            if "maximum nesting depth" not in (exc.problem or ""):
+                raise
+            raise _Refused(exc.problem_mark, f"YAML nested more than {max_depth} levels deep") from None
     except _Refused as exc:
         raise ConfigError([ConfigIssue(filename, exc.line, exc.column, "", exc.message)]) from None
 

@@ -4,6 +4,7 @@ or a bill. Golden messages, as in test_loader.py; `API_TOKEN` is set and must ne
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -217,14 +218,18 @@ def test_a_billion_laughs_fails_fast() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
+    # libyaml 0.2.5 lets the 65th `[` through as an event (column 72); 0.2.6 scans ahead to its own
+    # cap of 1,000 levels first (column 1008). Either way the operator reads the same refusal.
     pytest.param("probes: " + "[" * 100_000 + "]" * 100_000 + "\n",
-                 ["probes.yaml:1:72: YAML nested more than 64 levels deep"], id="flow"),  # segfaulted libyaml
-    pytest.param("probes:\n" + "- " * 50_000 + "x\n", ["probes.yaml:2:127: YAML nested more than 64 levels deep"],
+                 r"probes\.yaml:1:(72|1008): YAML nested more than 64 levels deep", id="flow"),  # segfaulted libyaml
+    pytest.param("probes:\n" + "- " * 50_000 + "x\n", r"probes\.yaml:2:127: YAML nested more than 64 levels deep",
                  id="block"),
-    pytest.param("probes: &a [*a]\n", ["probes.yaml:1:13: alias *a is inside its own anchor (a cycle)"], id="cycle"),
+    pytest.param("probes: &a [*a]\n", r"probes\.yaml:1:13: alias \*a is inside its own anchor \(a cycle\)",
+                 id="cycle"),
 ])
-def test_deep_or_cyclic_yaml_is_refused_before_it_is_built(text: str, expected: list[str]) -> None:
-    assert errors(text) == expected
+def test_deep_or_cyclic_yaml_is_refused_before_it_is_built(text: str, expected: str) -> None:
+    [error] = errors(text)
+    assert re.fullmatch(expected, error), error
 
 
 def test_twenty_thousand_errors_are_collected_in_linear_time_and_shown_in_part() -> None:
