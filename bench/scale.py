@@ -1,29 +1,41 @@
-"""10,000 configured probes: start-up time, memory, /metrics render cost, lateness while scraped.
+"""Many probes in one process: ready time, memory, lateness idle and while scraped, scrape cost.
 
-    python -m bench.scale [--probes 10000] [--seconds 30] [--scrape-every 5]
+    python -m bench.scale [--probes 10000] [--rate 1000] [--seconds 30] [--scrape-every 5]
+    python -m bench.scale --probes 100000 --rate 1000 --scrape-every 15
 
-Mixed intervals (10 s, 15 s, 30 s, 60 s) of HTTP and TCP probes against a local nginx (or
-aiohttp) on the other core. The daemon runs as in production, with its HTTP server; a scrape of
-/metrics over loopback runs every `--scrape-every` seconds while probes run (Prometheus scrapes
-every 15-60 s; 5 s is the harsh case), and lateness is measured meanwhile. The scraper is a
-separate process on the other core. `scrape_cpu_ms` is the daemon's CPU while a scrape runs
-(render and write, plus the probes that ran while the render yielded); `render_cpu_ms` is one
-render alone. Prints one JSON object.
+HTTP and TCP probes (3:1) against a local nginx (or aiohttp) on the other core, their intervals
+`--probes / --rate` seconds, so that `--rate` probes start per second (phases spread evenly). The
+daemon runs as in production, with its HTTP server, on the first core. After a warm-up long
+enough for every probe to run once, it measures scheduler lateness with nobody scraping
+(`--seconds`), then with a scraper process on the other core fetching /metrics every
+`--scrape-every` seconds with `Accept-Encoding: gzip`, as Prometheus does (`--seconds` again).
+
+Prints one JSON line with the goal figures of docs/performance.md: `ready_seconds` (config read
+to `/-/ready`), `rss_mib`, lateness p50/p99/max idle and scraped (every attempt's lateness, not a
+sample), `scrape_wall_ms` (the scraper's wall time for one gzip body) and `scrape_cpu_ms` (the
+daemon's CPU while it runs, which includes the probes that ran meanwhile), `render_cpu_ms` (one
+render alone), body bytes raw and gzip, series per probe by type, the longest garbage-collector
+pass while scraped, and `false_failures`: failed attempts against a healthy peer, by reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import gzip
 import json
 import os
+import re
 import resource
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from bench.targets import free_port, http_target, other_core, pin_to_first_core
@@ -32,20 +44,30 @@ from probed.output.web import make_app
 from probed.runtime import slicing
 from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import load_config
+from probed.runtime.scheduler import SchedulerStats
 
 INTERVALS = ("10s", "15s", "30s", "60s")
 SCRAPER = """
-import sys, time, urllib.request
+import gzip, sys, time, urllib.request
 t = time.perf_counter()
-n = len(urllib.request.urlopen(sys.argv[1], timeout=30).read())
+request = urllib.request.Request(sys.argv[1], headers={"Accept-Encoding": "gzip"})
+n = len(urllib.request.urlopen(request, timeout=120).read())
 print(n, time.perf_counter() - t)
 """
+MAX_SECONDS = 600
 
 
 def _on_other_core() -> None:
     core = other_core()
     if core:
         os.sched_setaffinity(0, core)
+
+
+def intervals_for(probes: int, rate: float | None) -> tuple[str, ...]:
+    """One interval that starts `rate` probes per second (the warm-up waits for the longest)."""
+    if rate is None:
+        return INTERVALS
+    return (f"{max(1.0, probes / rate):.4g}s",)
 
 
 def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS, profile: str = "standard") -> str:
@@ -70,72 +92,150 @@ def rss_mib() -> float:
     return 0.0
 
 
-async def run(url: str, probes: int, seconds: float, scrape_every: float,
-              profile: str = "standard") -> dict[str, Any]:
+class Lateness:
+    """Every attempt's lateness while `on`: the scheduler's own reservoir holds only the last 8,192."""
+
+    def __init__(self, stats: SchedulerStats) -> None:
+        self.samples: list[float] = []
+        self.on = False
+        observe = stats.observe_lateness
+
+        def observe_and_keep(lateness: float) -> None:
+            observe(lateness)
+            if self.on:
+                self.samples.append(lateness)
+
+        stats.observe_lateness = observe_and_keep  # type: ignore[method-assign]
+
+    def take(self) -> dict[str, float]:
+        data, self.samples = sorted(self.samples), []
+        if not data:
+            return {"n": 0}
+        pick = lambda q: round(data[min(len(data) - 1, int(q * len(data)))] * 1000, 2)  # noqa: E731
+        return {"n": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(data[-1] * 1000, 2)}
+
+
+class GcPasses:
+    """The longest garbage-collector pass while `on` (each one holds the event loop)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.longest = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self.on:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+
+async def _ready(port: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(6000):  # 60 s at most
+            async with session.get(f"http://127.0.0.1:{port}/-/ready") as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(0.01)
+    raise RuntimeError("probed never became ready")
+
+
+def series_by_type(body: bytes) -> dict[str, float]:
+    """Series per probe of each type, counted from the body (lines carrying a probe's label)."""
+    per_probe = Counter(m.group(1) for m in re.finditer(rb'probe="(\w+)-\d+"', body))
+    probes = Counter(m.group(1) for m in re.finditer(rb'probed_probe_info\{[^}]*probe="(\w+)-\d+"', body))
+    return {kind.decode(): round(per_probe[kind] / n, 1) for kind, n in probes.items() if n}
+
+
+async def _scrape(port: int) -> tuple[float, float, int]:
+    """(daemon CPU seconds, scraper wall seconds, gzip bytes) of one scrape from the other core."""
+    c0 = time.process_time()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SCRAPER, f"http://127.0.0.1:{port}/metrics",
+        stdout=asyncio.subprocess.PIPE, preexec_fn=_on_other_core)
+    out, _ = await proc.communicate()
+    size, wall = out.split()
+    return time.process_time() - c0, float(wall), int(size)
+
+
+async def run(url: str, probes: int, seconds: float, scrape_every: float, profile: str = "standard",
+              rate: float | None = None) -> dict[str, Any]:
+    intervals = intervals_for(probes, rate)
+    gc_passes = GcPasses()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scale.yaml"
-        path.write_text(make_config(url, probes, profile=profile))
+        path.write_text(make_config(url, probes, intervals, profile))
         rss_before = rss_mib()
-        t0 = time.perf_counter()
-        config = await asyncio.to_thread(load_config, path)
-        t_parse = time.perf_counter() - t0
-        daemon = Daemon(str(path))
-        await daemon.start(config)
-        startup = time.perf_counter() - t0
         port = free_port()
+        daemon = Daemon(str(path))
         runner = web.AppRunner(make_app(daemon), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
+        t0 = time.perf_counter()
         try:
-            # Let every probe run at least once (the longest interval) before measuring.
-            await asyncio.sleep(min(61.0, seconds))
+            config = await asyncio.to_thread(load_config, path)
+            t_parse = time.perf_counter() - t0
+            await daemon.start(config)
+            await _ready(port)
+            ready = time.perf_counter() - t0
             assert daemon.scheduler is not None
-            stats = daemon.scheduler.stats
-            runs0 = stats.runs_total
+            lateness = Lateness(daemon.scheduler.stats)
+            # Every probe runs at least once before measuring (the longest interval).
+            await asyncio.sleep(max(float(i.rstrip("s")) for i in intervals) + 2)
+            rss = rss_mib()
+            failures0 = _failures(daemon)
+
+            lateness.on = True
+            await asyncio.sleep(seconds)
+            idle = lateness.take()
+
             scrape_cpu: list[float] = []
             scrape_wall: list[float] = []
             sizes: list[int] = []
+            gc_passes.on = True
             end = time.monotonic() + seconds
             while time.monotonic() < end:
-                # The scraper is another process on the other core, as Prometheus would be: the
-                # body it reads is not held (or counted) in the daemon's memory.
-                c0 = time.process_time()
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-c", SCRAPER, f"http://127.0.0.1:{port}/metrics",
-                    stdout=asyncio.subprocess.PIPE, preexec_fn=_on_other_core)
-                out, _ = await proc.communicate()
-                scrape_cpu.append(time.process_time() - c0)
-                size, wall = out.split()
-                sizes.append(int(size))
-                scrape_wall.append(float(wall))
-                await asyncio.sleep(scrape_every)
-            runs = stats.runs_total - runs0
-            lateness_p50, lateness_p99 = stats.lateness_quantile(0.5), stats.lateness_quantile(0.99)
+                started = time.monotonic()
+                cpu, wall, size = await _scrape(port)
+                scrape_cpu.append(cpu)
+                scrape_wall.append(wall)
+                sizes.append(size)
+                await asyncio.sleep(max(0.0, scrape_every - (time.monotonic() - started)))
+            scraped = lateness.take()
+            lateness.on = gc_passes.on = False
+            false_failures = _failures(daemon) - failures0
+
             # One render without yielding, so its CPU time is the render's alone (the scrapes'
             # figure above also holds the probes that ran while the render yielded to them).
             slicing.SLICE_S = float("inf")
             c0 = time.process_time()
             body = await render(ExpositionView.of(daemon))
             render_cpu = time.process_time() - c0
-            lines = body.count(b"\n")
+            median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
             return {
                 "probes": probes,
-                "startup_seconds": round(startup, 3),
-                "config_parse_seconds": round(t_parse, 3),
-                "rss_mib": round(rss_mib(), 1),
-                "rss_growth_mib": round(rss_mib() - rss_before, 1),
-                "metrics_lines": lines,
-                "metrics_bytes": sizes[-1],
-                "render_cpu_ms": round(render_cpu * 1000, 1),
-                "scrape_cpu_ms_median": round(sorted(scrape_cpu)[len(scrape_cpu) // 2] * 1000, 1),
-                "scrape_cpu_ms_max": round(max(scrape_cpu) * 1000, 1),
-                "scrape_wall_ms_median": round(sorted(scrape_wall)[len(scrape_wall) // 2] * 1000, 1),
+                "rate_per_s": round(sum(1 / s.interval for s in config.probes), 1),
+                "intervals": list(intervals),
+                "profile": profile,
+                "ready_seconds": round(ready, 2),
+                "config_parse_seconds": round(t_parse, 2),
+                "rss_mib": round(rss, 1),
+                "kib_per_probe": round((rss - rss_before) * 1024 / probes, 2),
+                "lateness_idle": idle,
+                "lateness_scraped": scraped,
+                "scrape_every_s": scrape_every,
                 "scrapes": len(sizes),
-                "runs_while_scraping": runs,
-                "lateness_p50_ms": round(lateness_p50 * 1000, 3),
-                "lateness_p99_ms": round(lateness_p99 * 1000, 3),
-                "loop_lag_max_ms": round(stats.loop_lag_max_s * 1000, 2),
-                "failures": sum(s.ring.failures_total for s in daemon.states.values()),
+                "scrape_wall_ms_median": round(median(scrape_wall) * 1000),
+                "scrape_wall_ms_max": round(max(scrape_wall) * 1000),
+                "scrape_cpu_ms_median": round(median(scrape_cpu) * 1000),
+                "render_cpu_ms": round(render_cpu * 1000),
+                "body_bytes": len(body),
+                "body_gzip_bytes": len(gzip.compress(body, 1)),
+                "series": body.count(b"\n") - body.count(b"\n#"),
+                "series_per_probe": series_by_type(body),
+                "longest_gc_pass_scraped_ms": round(gc_passes.longest * 1000, 1),
+                "false_failures": dict(false_failures),
                 "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
         finally:
@@ -143,23 +243,36 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float,
             await daemon.shutdown()
 
 
+def _failures(daemon: Daemon) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for state in daemon.states.values():
+        for reason, n in state.failures_by_reason.items():
+            counts[reason.value] += n
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--probes", type=int, default=10_000)
-    p.add_argument("--seconds", type=float, default=30.0, help="scraping period after warm-up (max 300)")
+    p.add_argument("--rate", type=float, default=None,
+                   help="probes started per second on average (default: intervals of 10-60 s)")
+    p.add_argument("--seconds", type=float, default=30.0, help="seconds measured idle, then scraped (each)")
     p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes")
     p.add_argument("--profile", choices=("blackbox", "standard", "full"), default="standard",
                    help="the metrics profile (standard is the default of a config that names none)")
     args = p.parse_args(argv)
-    if not 0 < args.seconds <= 300:
-        p.error("--seconds must be in (0, 300]")
+    if not 0 < args.seconds <= MAX_SECONDS:
+        p.error(f"--seconds must be in (0, {MAX_SECONDS}]")
+    if not 0 < args.probes <= 200_000:
+        p.error("--probes must be in (0, 200000]")
     import uvloop
 
     pin_to_first_core()
+    load = os.getloadavg()[0]
     with http_target() as (url, server):
-        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile))
+        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile, args.rate))
     result["server"] = server
-    result["profile"] = args.profile
+    result["load_before"] = round(load, 2)
     print(json.dumps(result), flush=True)
     return 0
 

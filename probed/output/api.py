@@ -38,7 +38,7 @@ def result_json(result: ProbeResult, secrets: frozenset[str]) -> dict[str, Any]:
 
 def probe_json(state: ProbeState, now: float) -> dict[str, Any]:
     spec, ring, last = state.spec, state.ring, state.last
-    if state.percentiles.written != ring.written:
+    if not state.percentiles_fresh(PERCENTILE_WINDOWS, now):
         state.refresh_percentiles(PERCENTILE_WINDOWS, now)
     percentiles = {
         label: (None if (qs := state.percentiles.values.get(secs)) is None

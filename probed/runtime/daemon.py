@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from probed.config.model import Config, ProbeSpec
+from probed.config.model import Config, MetricsSettings, ProbeSpec
 from probed.config.schema import ConfigError
 from probed.runtime import collector
 from probed.runtime.probeset import ProbeSet, load_config
@@ -22,7 +22,7 @@ from probed.runtime.scheduler import Clock, Scheduler
 from probed.runtime.shard import UNSHARDED, Shard
 from probed.runtime.slicing import Slices
 from probed.runtime.state import ProbeState
-from probed.runtime.windows import PERCENTILE_WINDOWS
+from probed.runtime.windows import exported_percentile_windows
 
 log = logging.getLogger("probed.daemon")
 
@@ -172,16 +172,20 @@ class Daemon:
         return self.config.labels if self.config else {}
 
     async def _summarize(self) -> None:
-        """Keep every probe's percentile cache fresh in small slices, off the scrape path."""
+        """Keep the percentiles /metrics exports fresh in small slices, off the scrape path: a
+        probe's are recomputed only when a sample entered or left one of those windows, and only
+        for those windows (the API computes the others on demand)."""
         while True:
             await asyncio.sleep(SUMMARY_REFRESH_S)
+            windows = exported_percentile_windows(self.config.metrics if self.config else MetricsSettings())
+            if not windows:
+                continue
             slices = Slices()
             for state in list(self.states.values()):
                 now = time.time()
-                if state.percentiles.written == state.ring.written and now - state.percentiles.computed_at < 30:
-                    continue
-                state.refresh_percentiles(PERCENTILE_WINDOWS, now)
-                await slices.tick()
+                if not state.percentiles_fresh(windows, now):
+                    state.refresh_percentiles(windows, now)
+                await slices.tick()  # also between fresh ones: 100,000 checks are a stall too
 
 
 def _ring_compatible(old: ProbeSpec, new: ProbeSpec) -> bool:

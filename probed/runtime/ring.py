@@ -256,13 +256,22 @@ class ProbeRing:
         Samples are in time order, so each window is a suffix found by binary search; one sort per
         window and direct interpolation is several times cheaper than np.quantile's overhead.
         """
+        return self.percentiles_until(now, windows, quantiles)[0]
+
+    def percentiles_until(self, now: float, windows: Sequence[float], quantiles: Sequence[float] = QUANTILES,
+                          ) -> tuple[dict[float, list[float] | None], float]:
+        """`percentiles()` and the wall time until which they hold: the first moment a sample
+        leaves one of the windows (inf if none holds any). Only a new record changes them before."""
         s = self.samples()
         out: dict[float, list[float] | None] = {}
+        until = math.inf
         for window in windows:
             start = int(np.searchsorted(s.timestamps, now - window, side="right"))
+            if start < len(s.timestamps):
+                until = min(until, float(s.timestamps[start]) + window)
             lat = s.latencies[start:][s.reasons[start:] == 0]
             out[window] = _quantiles_of(np.sort(lat), quantiles) if lat.size else None
-        return out
+        return out, until
 
 
 def _quantiles_of(ordered: npt.NDArray[np.float64], quantiles: Sequence[float]) -> list[float]:

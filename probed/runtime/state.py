@@ -80,8 +80,11 @@ class ChangeLog:
 @dataclass
 class PercentileCache:
     written: int = -1
-    computed_at: float = 0.0
+    """The ring's `written` when computed: a new record makes the values stale."""
+    valid_until: float = 0.0
+    """Wall time the oldest sample of a window leaves it: the values are stale from then on."""
     values: dict[float, list[float] | None] = field(default_factory=dict)
+    """Window (seconds) -> quantiles (None: no successful attempt in it)."""
 
 
 @dataclass
@@ -140,10 +143,16 @@ class ProbeState:
         elif self.change_log.suppressed:
             self._log_settled(result, ts)
 
+    def percentiles_fresh(self, windows: tuple[Window, ...], now: float) -> bool:
+        """Whether the cached quantiles of `windows` are exactly what a computation now would give."""
+        cache = self.percentiles
+        return (cache.written == self.ring.written and now < cache.valid_until
+                and all(seconds in cache.values for _, seconds in windows))
+
     def refresh_percentiles(self, windows: tuple[Window, ...], now: float) -> None:
         cache = self.percentiles
-        cache.values = self.ring.percentiles(now, [seconds for _, seconds in windows])
-        cache.written, cache.computed_at = self.ring.written, now
+        cache.values, cache.valid_until = self.ring.percentiles_until(now, [seconds for _, seconds in windows])
+        cache.written = self.ring.written
 
     def _log_change(self, previous: ProbeResult | None, result: ProbeResult, ts: float) -> None:
         limiter = self.change_log

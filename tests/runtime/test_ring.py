@@ -69,6 +69,23 @@ def test_percentiles_of_an_empty_window_are_none() -> None:
     assert ring.percentiles(T0 + 10_000, [60.0]) == {60.0: None}
 
 
+def test_percentiles_hold_until_the_oldest_sample_of_a_window_leaves_it() -> None:
+    ring = ProbeRing(4096, 0.5)
+    now = fill(ring, 100, step=10.0)  # one attempt every 10 s, the newest at `now`
+    values, until = ring.percentiles_until(now, [60.0, 300.0])
+    # The 60 s window's oldest sample is the one at now - 50: it leaves the window at now + 10.
+    assert until == now + 10.0
+    # Just before then the result is the same, exactly; at that moment it changes.
+    assert ring.percentiles(until - 0.001, [60.0, 300.0]) == values
+    assert ring.percentiles(until, [60.0, 300.0]) != values
+
+
+def test_percentiles_of_windows_without_samples_hold_until_a_new_record() -> None:
+    ring = ProbeRing(64, 0.5)
+    fill(ring, 10)
+    assert ring.percentiles_until(T0 + 10_000, [60.0]) == ({60.0: None}, float("inf"))
+
+
 def test_window_counts_use_minutes_then_hours() -> None:
     ring = ProbeRing(64, latency_threshold_s=0.05)
     now = fill(ring, 7200, step=1.0, fail_every=10)  # two hours, one attempt per second
