@@ -60,13 +60,18 @@ def _label_pair(key: str, value: str) -> str:
 
 
 def num(value: float) -> str:
+    value = float(value)
+    if value.is_integer() and -_EXACT < value < _EXACT:  # the common case first: counts, codes, sizes
+        return str(int(value))
     if value != value:
         return "NaN"
-    if value in (float("inf"), float("-inf")):
+    if value in (_INF, -_INF):
         return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
+    return repr(value)
+
+
+_EXACT = float(2**53)  # integers beyond this are not exact in a float: print them as floats
+_INF = float("inf")
 
 
 @dataclass
@@ -277,18 +282,22 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
     """The probe types' own families (blackbox-named values, info metrics) the results carry."""
     aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
     infos: dict[str, str] = {}
+    seen: set[tuple[str, str]] = set()  # (type, value or info name): most probes repeat their type's
     for state, text in pairs:
         last = state.last
         if last is None:
             continue
-        kind = _kind(text.spec.type)
-        for name in last.values:
-            alias = kind.aliases.get(name)
+        type_name = text.spec.type
+        for name in (*last.values, *last.info):
+            if (type_name, name) in seen:
+                continue
+            seen.add((type_name, name))
+            kind = _kind(type_name)
+            alias = kind.aliases.get(name) if name in last.values else None
             if alias is not None and catalog.in_profile(catalog.profile_of(alias.metric), metrics):
-                aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
-        for metric in last.info:
-            if catalog.in_profile(catalog.profile_of(metric), metrics):
-                infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
+                aliased.setdefault(alias.metric, (alias, {}))[1][type_name] = name
+            if name in last.info and catalog.in_profile(catalog.profile_of(name), metrics):
+                infos.setdefault(name, kind.infos.get(name, catalog.INFO_HELP))
     families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
     families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
     return families
