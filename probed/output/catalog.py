@@ -80,7 +80,6 @@ def _phases(kind: ProbeKind) -> int:
 _SERIES: dict[str, Callable[[ProbeKind], int]] = {
     "probed_probes_total": lambda k: 2,
     "probed_probe_failures_total": lambda k: 0,
-    "probed_probe_warning": lambda k: 0,
     "probed_probe_error_codes_total": lambda k: 0,
     "probed_probe_duration_seconds": lambda k: len(DEFAULT_BUCKETS) + 3,
     "probed_probe_latency_seconds": lambda k: len(QUANTILES) * len(PERCENTILE_WINDOWS),

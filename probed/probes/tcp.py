@@ -21,6 +21,7 @@ import asyncio
 import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Annotated, Any, Literal
@@ -28,20 +29,30 @@ from typing import Annotated, Any, Literal
 from probed.config.model import ProbeSpec
 from probed.config.schema import SECRET, ByteSize, FieldError, Regex
 from probed.probes import ProbeContext, ProbeKind
-from probed.probes.common.certs import TLS_INFOS, VERSION_INFO
+from probed.probes.common.certs import (
+    CERT_ALIASES,
+    CERT_VALUES,
+    CIPHER_INFO,
+    TLS_INFOS,
+    cert_info,
+    cert_values,
+    chain_facts,
+    read_chain,
+)
 from probed.probes.common.deadline import budget_s
 from probed.probes.common.describe import describe_connection
 from probed.probes.common.errors import classify
 from probed.probes.common.net import (
     FAMILIES,
     LOOKUP_ALIAS,
+    REGEX_ALIAS,
     IpProtocol,
     connect,
     is_ip_literal,
     split_host_port,
     with_lookup_time,
 )
-from probed.probes.common.tls import TLS_WATCHER, TlsOptions, client_context, tls_version_name
+from probed.probes.common.tls import TLS_WATCHER, TlsOptions, client_context
 from probed.redact import excerpt, redact
 from probed.result import ProbeResult, Reason
 
@@ -138,9 +149,11 @@ class TcpProbe:
         return None
 
     async def probe(self) -> ProbeResult:
-        self._connected_family: int | None = None  # set by the attempt once it has a connection
+        self._connected: tuple[int, str] | None = None  # set by the attempt once it has a connection
         result = await self._attempt_once()
-        return with_lookup_time(result, self._connected_family)
+        # blackbox's probe_failed_due_to_regex: 1 when the answer did not match `expect`.
+        return with_lookup_time(result, self._connected,
+                                failed_due_to_regex=1 if result.reason is Reason.EXPECT_MISMATCH else 0)
 
     async def _attempt_once(self) -> ProbeResult:
         loop = asyncio.get_running_loop()
@@ -158,6 +171,7 @@ class TcpProbe:
         for family, address in addresses:  # in resolver order, like `nc`; the first that connects wins
             try:
                 sock = await connect(loop, family, address, self._reset)
+                self._connected = (family, str(address[0]))
                 break
             except OSError as exc:
                 error = exc
@@ -165,7 +179,6 @@ class TcpProbe:
         phases = {"resolve": resolved - start, "connect": connected - resolved}
         if sock is None:
             return self._failed(error or OSError("no address to connect to"), phases=phases)
-        self._connected_family = sock.family
         if self._ssl is None and not self._steps:
             sock.close()
             return ProbeResult(True, Reason.OK, phases=phases)
@@ -234,9 +247,17 @@ class TcpProbe:
     def _inspect_tls(self, ssl_object: ssl.SSLObject, verified: bool,
                      result: dict[str, Any]) -> tuple[Reason, str] | None:
         """THE place where the TLS connection is inspected (see HttpProbe._inspect_tls): add
-        certificate facts to result["values"/"info"/"facts"]; return (reason, detail) to fail."""
-        if ssl_object.version() is not None:  # None: the handshake did not finish
-            result["info"][VERSION_INFO] = {"version": tls_version_name(ssl_object)}
+        certificate facts to result["values"/"info"/"facts"]; return (reason, detail) to fail.
+
+        The certificate values and info are those of https (common/certs.py), as blackbox's tcp
+        prober exports them, less the cipher (blackbox's tcp prober has none). The verdict is the
+        handshake's own: verification is on unless `insecure_skip_verify`."""
+        report = read_chain(ssl_object, verified=verified and self._ssl is not None
+                            and self._ssl.verify_mode == ssl.CERT_REQUIRED)
+        now = time.time()
+        result["values"].update(cert_values(report, now))
+        result["info"].update((k, v) for k, v in cert_info(report).items() if k != CIPHER_INFO)
+        result["facts"]["tls"] = chain_facts(report, now)
         return None
 
     async def _expect(self, reader: asyncio.StreamReader, pattern: re.Pattern[bytes], received: bytearray) -> None:
@@ -293,7 +314,8 @@ KIND = ProbeKind(
     factory=_factory,
     validate_target=validate_target,
     describe=describe_connection,
-    aliases=LOOKUP_ALIAS,
+    aliases={**LOOKUP_ALIAS, **CERT_ALIASES, "failed_due_to_regex": REGEX_ALIAS},
     phases=("resolve", "connect", "tls"),
-    infos={VERSION_INFO: TLS_INFOS[VERSION_INFO]},
+    values=CERT_VALUES,
+    infos={k: v for k, v in TLS_INFOS.items() if k != CIPHER_INFO},
 )

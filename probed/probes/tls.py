@@ -144,9 +144,9 @@ class TlsProbe:
         return None
 
     async def probe(self) -> ProbeResult:
-        self._connected_family: int | None = None  # set by the attempt once it has a connection
+        self._connected: tuple[int, str] | None = None  # set by the attempt once it has a connection
         result = await self._attempt_once()
-        return with_lookup_time(result, self._connected_family)
+        return with_lookup_time(result, self._connected)
 
     async def _attempt_once(self) -> ProbeResult:
         phases: dict[str, float] = {}
@@ -261,11 +261,11 @@ class TlsProbe:
                 transport, _ = await loop.create_connection(lambda: client, host, self._port, family=family)
             except OSError as exc:
                 if client.connected_at:
-                    self._connected_family = family
+                    self._connected = (family, host)
                     raise  # this address answered, then broke the connection: no other to try
                 error = error or exc
                 continue
-            self._connected_family = family
+            self._connected = (family, host)
             return transport
         assert error is not None, "getaddrinfo returns at least one address or raises"
         raise error

@@ -6,15 +6,20 @@ import asyncio
 import dataclasses
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from prometheus_client.parser import text_string_to_metric_families
 
+from probed.blackbox import exposition as blackbox_exposition
 from probed.config.model import MetricsSettings, ProbeSpec, Profile
 from probed.output.exposition import ExpositionView, render
+from probed.probes import get_kind
 from probed.result import ProbeResult, Reason
 from probed.runtime import slicing
 from probed.runtime.daemon import ReloadStatus
 from probed.runtime.scheduler import SchedulerStats
 from probed.runtime.state import ProbeState
+from tests.peers.http import Pki, Prober, serve_web
 
 NOW = 1_800_000_000.0
 
@@ -143,3 +148,36 @@ async def test_phases_go_to_probed_names_and_blackbox_names_only_for_http() -> N
     assert probed_phases == {("api", "connect"): 0.001, ("api", "processing"): 0.008, ("db", "connect"): 0.002}
     http_phases = {(lbl["probe"], lbl["phase"]) for lbl, _ in fams["probe_http_duration_seconds"]}
     assert http_phases == {("api", "connect"), ("api", "processing")}
+
+
+async def test_certificate_labels_are_the_leafs_and_never_carry_a_secret(pki: Pki) -> None:
+    """probe_ssl_last_chain_info in both expositions (the scheduled one and /probe's): the leaf's
+    fingerprint, subject, issuer and DNS names. A URL's password and query token are in no label
+    (nor anywhere in the body), and a certificate field that holds a known secret is masked too."""
+    prober = Prober()
+    async with serve_web(pki.server_context(pki.good)) as peer:
+        target = peer.url.replace("https://", "https://app:hunter2-secret@") + "/health?token=tok-3cr3t"
+        try:
+            result = await prober.once("http", target, {"tls": {"ca_file": pki.ca_file}})
+        finally:
+            await prober.aclose()
+    assert result.success, result.detail
+    s = state("site", type_="http", target=target)
+    s.record(result, ts=NOW - 1)
+    leaf = x509.load_pem_x509_certificate(pki.good.cert_chain_pems[0].bytes())
+    want = {"fingerprint_sha256": leaf.fingerprint(hashes.SHA256()).hex(), "subject": leaf.subject.rfc4514_string(),
+            "issuer": leaf.issuer.rfc4514_string(), "subjectalternative": "localhost"}  # DNS names only, as blackbox
+    text = (await render(view(s), now=NOW)).decode()
+    (labels, value), = families(text.encode())["probe_ssl_last_chain_info"]
+    assert value == 1 and {k: v for k, v in labels.items() if k in want} == want
+    answer = blackbox_exposition.render(result, get_kind("http"), s.secrets)
+    assert families(answer.encode())["probe_ssl_last_chain_info"] == [(want, 1.0)]
+    for body in (text, answer):
+        assert "hunter2-secret" not in body and "tok-3cr3t" not in body
+
+    masked = dataclasses.replace(result, info={**result.info, "probe_ssl_last_chain_info": {
+        **result.info["probe_ssl_last_chain_info"], "subject": "CN=hunter2-secret"}})
+    s.record(masked, ts=NOW)
+    for body in ((await render(view(s), now=NOW)).decode(), blackbox_exposition.render(masked, get_kind("http"),
+                                                                                        s.secrets)):
+        assert "probe_ssl_last_chain_info{" in body and "hunter2-secret" not in body

@@ -10,7 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from probed.config.model import MetricsSettings, Profile
+from probed.output import catalog
 from probed.output.exposition import ExpositionView, render
+from probed.probes import get_kind
 from probed.result import ProbeResult, Reason
 from probed.runtime.daemon import ReloadStatus
 from probed.runtime.probeset import parse_config
@@ -106,3 +108,12 @@ def test_the_config_takes_a_profile_and_check_counts_each() -> None:
     from probed.output.report import check_report
     line = next(ln for ln in check_report(config) if ln.startswith("prometheus:"))
     assert "metrics profile blackbox" in line and "standard" in line and "full" in line
+
+
+async def test_the_estimate_counts_a_warning_as_the_series_it_is() -> None:
+    """probed_probe_warning exists while a warning holds: the estimate counts it, 1 per probe."""
+    warned = await series(state_with(ProbeResult.warn(Reason.CERT_EXPIRING, "expires in 3 days"), "tls",
+                                     "localhost:443"), MetricsSettings())
+    assert warned["probed_probe_warning"] == 1
+    family = next(f for f in catalog.PROBE_FAMILIES if f.name == "probed_probe_warning")
+    assert family.series_for(get_kind("tls"), MetricsSettings()) == warned["probed_probe_warning"]

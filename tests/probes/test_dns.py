@@ -36,6 +36,8 @@ from tests.peers.dns import HOST, DnsServer, Zone, dns_server
 from tests.peers.net import closed_port
 
 CLOUDFRONT = "d111111abcdef8.cloudfront.net"
+SERVER_WHERE = {"ip_protocol": 4, "ip_addr_hash": 3668918509}
+"""blackbox's probe_ip_protocol and probe_ip_addr_hash of the server (127.0.0.1), on every result."""
 TABLE = {
     ("www.example.com", "A"): Zone(records=(
         "www.example.com. 300 IN A 192.0.2.10",
@@ -214,8 +216,8 @@ async def test_server_that_never_answers_times_out_naming_the_server(server: Dns
     # The probe's own deadline (a tenth inside the timeout) ends it: the detail says who was silent.
     assert result.detail == f"no answer from {HOST}:{server.port} over udp within 0.27s"
     assert set(result.phases) == {"udp"}
-    # no answer: nothing to export but blackbox's probe_dns_query_succeeded 0
-    assert result.values == {"query_succeeded": 0} and result.info == {}
+    # no answer: nothing to export but blackbox's probe_dns_query_succeeded 0 and the server's address
+    assert result.values == {"query_succeeded": 0, **SERVER_WHERE} and result.info == {}
     assert result.facts == {"server": f"{HOST}:{server.port}", "transport": "udp", "truncated_udp": False}
     assert server.queries == {"udp": 1, "tcp": 0}  # one attempt, one query: no retransmission
 
@@ -255,7 +257,7 @@ async def test_garbage_with_the_query_id_is_a_protocol_error(server: DnsServer) 
     assert result.reason is Reason.PROTOCOL_ERROR
     assert result.detail.startswith("malformed DNS response")
     assert result.detail.endswith(f"(from {HOST}:{server.port} over udp)")
-    assert result.values == {"query_succeeded": 0}
+    assert result.values == {"query_succeeded": 0, **SERVER_WHERE}
 
 
 async def test_datagram_with_another_query_id_is_ignored(server: DnsServer) -> None:

@@ -34,7 +34,8 @@ async def test_a_healthy_endpoint_succeeds_with_all_phases_and_values(prober: Pr
     assert result.phases["tls"] == 0 and result.phases["resolve"] == 0  # plain http to an IP literal
     assert result.values == {"status_code": 200, "redirects": 0, "content_length": len('{"status": "ok"}'),
                              "uncompressed_body_length": len('{"status": "ok"}'), "failed_due_to_regex": 0,
-                             "ssl": 0, "http_version": 1.1, "dns_lookup_time_seconds": 0, "ip_protocol": 4}
+                             "ssl": 0, "http_version": 1.1, "dns_lookup_time_seconds": 0, "ip_protocol": 4,
+                             "ip_addr_hash": 3668918509}  # blackbox's FNV-1a of 127.0.0.1's 4 bytes
 
 
 async def test_a_host_name_is_resolved_and_timed(prober: Prober, web_peer: WebPeer) -> None:

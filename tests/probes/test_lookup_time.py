@@ -11,6 +11,7 @@ import time
 from prometheus_client.parser import text_string_to_metric_families
 
 from probed.output.exposition import ExpositionView, ReloadStatus, render
+from probed.probes.common.net import ip_hash
 from probed.runtime.scheduler import SchedulerStats
 from probed.runtime.state import ProbeState
 from tests.peers.http import HOST, Pki, Prober, WebPeer, load
@@ -36,11 +37,14 @@ async def test_http_tcp_and_tls_carry_the_resolution_time_of_their_target(
         assert result.values["dns_lookup_time_seconds"] == 0, type_name
     for type_name, result in (*by_name.items(), *by_ip.items()):
         assert result.values["ip_protocol"] == 4, type_name  # the peers listen on 127.0.0.1
+        # blackbox's probe_ip_addr_hash: FNV-1a (32 bit) of the address's 4 bytes, what the real
+        # blackbox_exporter exports for 127.0.0.1 (tests/blackbox/test_parity.py compares them live)
+        assert result.values["ip_addr_hash"] == 3668918509, type_name
     keepalive = prober.make("http", f"{web_peer.url}/health", {"keepalive": True})
     for _ in range(2):  # the second attempt reuses the connection: still known
         assert (await keepalive.probe()).values["ip_protocol"] == 4
     refused = await prober.once("tcp", f"{HOST}:{closed_port()}")
-    assert not refused.success and "ip_protocol" not in refused.values
+    assert not refused.success and "ip_protocol" not in refused.values and "ip_addr_hash" not in refused.values
 
 
     state = ProbeState.new(load("tcp", f"localhost:{web_peer.port}").probes[0])
@@ -60,3 +64,4 @@ async def test_an_ipv6_connection_is_ip_protocol_6(prober: Prober) -> None:
         server.close()
     assert result.success, result.detail
     assert result.values["ip_protocol"] == 6
+    assert result.values["ip_addr_hash"] == ip_hash("::1") == 1751717746  # FNV-1a of its 16 bytes

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from probed.config.schema import ConfigError
 from probed.probes.common.net import split_host_port
@@ -84,6 +86,7 @@ async def test_send_then_expect_succeeds_on_the_right_answer(prober: Prober, pin
     result = await prober.once("tcp", pingpong_peer.address, {"send": "PING\r\n", "expect": r"^\+PONG"})
     assert result.reason is Reason.OK, result.detail
     assert bytes(pingpong_peer.received) == b"PING\r\n"
+    assert result.values["failed_due_to_regex"] == 0  # blackbox's probe_failed_due_to_regex
 
 
 async def test_a_wrong_answer_on_an_open_connection_is_an_expect_mismatch(
@@ -94,6 +97,7 @@ async def test_a_wrong_answer_on_an_open_connection_is_an_expect_mismatch(
                                timeout=0.5)
     assert result.reason is Reason.EXPECT_MISMATCH
     assert result.detail == r"no match for /^\+PONG/ before the timeout; received b'-ERR unknown command\r\n'"
+    assert result.values["failed_due_to_regex"] == 1
 
 
 async def test_a_server_that_hangs_up_before_the_match_is_an_expect_mismatch(prober: Prober) -> None:
@@ -149,6 +153,15 @@ async def test_tls_succeeds_with_a_private_ca_and_times_the_handshake(
     assert result.reason is Reason.OK, result.detail
     assert result.phases["tls"] > 0 and result.phases["connect"] > 0
     assert result.info["probe_tls_version_info"]["version"] in ("TLS 1.2", "TLS 1.3")
+    # The certificate, as blackbox's tcp prober exports it with `tls: true` (and https does here).
+    leaf = x509.load_pem_x509_certificate(pki.good.cert_chain_pems[0].bytes())
+    assert result.values["cert_expiry_timestamp_seconds"] == leaf.not_valid_after_utc.timestamp()
+    assert result.values["last_chain_expiry_timestamp_seconds"] <= leaf.not_valid_after_utc.timestamp()
+    assert result.info["probe_ssl_last_chain_info"] == {
+        "fingerprint_sha256": leaf.fingerprint(hashes.SHA256()).hex(), "subject": leaf.subject.rfc4514_string(),
+        "issuer": leaf.issuer.rfc4514_string(), "subjectalternative": "localhost"}
+    assert "probe_tls_cipher_info" not in result.info  # blackbox's tcp prober has no cipher series
+    assert result.values["failed_due_to_regex"] == 0
 
 
 async def test_send_and_expect_work_over_tls(prober: Prober, tls_peer: WebPeer, pki: Pki) -> None:

@@ -22,7 +22,7 @@ from probed.config.model import ProbeSpec
 from probed.config.schema import ConfigError
 from probed.output.exposition import ExpositionView, ReloadStatus, render
 from probed.probes import ProbeContext, get_kind
-from probed.probes.common.net import IP_PROTOCOL_VALUE, LOOKUP_VALUE
+from probed.probes.common.net import IP_ADDR_HASH_VALUE, IP_PROTOCOL_VALUE, LOOKUP_VALUE
 from probed.probes.tls import TlsProbe
 from probed.result import ProbeResult, Reason
 from probed.runtime.attempt import run_attempt
@@ -54,7 +54,7 @@ def good(pki: Pki) -> ServerCert:
     return pki.leaf_expiring_in(90 * DAY, "localhost")
 
 
-NET_VALUES = {LOOKUP_VALUE, IP_PROTOCOL_VALUE}
+NET_VALUES = {LOOKUP_VALUE, IP_PROTOCOL_VALUE, IP_ADDR_HASH_VALUE}
 """What every attempt carries, certificate or not: the lookup time, and the IP version once connected."""
 
 

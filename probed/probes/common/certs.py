@@ -54,10 +54,12 @@ CERT_VALUES = ("cert_chain_length",)
 """Certificate values exported only as probed_probe_value (no dedicated metric)."""
 
 TLS_INFO = "probed_tls_cert_info"
+CHAIN_INFO = "probe_ssl_last_chain_info"
 VERSION_INFO = "probe_tls_version_info"
 CIPHER_INFO = "probe_tls_cipher_info"
 TLS_INFOS: Mapping[str, str] = {
     TLS_INFO: "The leaf certificate the server presented: issuer, subject, SHA-256 fingerprint (value 1).",
+    CHAIN_INFO: "Contains SSL leaf certificate information: fingerprint, subject, issuer, DNS names (value 1).",
     VERSION_INFO: "The TLS version negotiated (value 1).",
     CIPHER_INFO: "The cipher suite negotiated (value 1).",
 }
@@ -80,6 +82,8 @@ class Certificate:
     sans: tuple[str, ...]
     fingerprint_sha256: str
     """Lowercase hex of the SHA-256 of the DER encoding (`openssl x509 -fingerprint -sha256`)."""
+    dns_names: tuple[str, ...] = ()
+    """The DNS names among the SANs, in order (blackbox's `subjectalternative` label joins them)."""
 
     def fact(self, now: float) -> dict[str, object]:
         """JSON-able form for `probed once --json` and the API."""
@@ -119,17 +123,18 @@ def parse_certificate(der: bytes) -> Certificate:
         serial = format(cert.serial_number, "X")
     except ValueError as exc:
         return Certificate(f"<unparseable: {exc}>", "", "", -math.inf, math.inf, (), fingerprint)
-    return Certificate(subject, issuer, serial, not_before, not_after, _sans(cert), fingerprint)
+    dns_names, ips = _sans(cert)
+    return Certificate(subject, issuer, serial, not_before, not_after, dns_names + ips, fingerprint, dns_names)
 
 
-def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+def _sans(cert: x509.Certificate) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(DNS names, IP addresses) of the subject alternative names."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (x509.ExtensionNotFound, ValueError):
-        return ()
-    names: list[str] = list(ext.get_values_for_type(x509.DNSName))
-    names.extend(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
-    return tuple(names)
+        return (), ()
+    return (tuple(ext.get_values_for_type(x509.DNSName)),
+            tuple(str(ip) for ip in ext.get_values_for_type(x509.IPAddress)))
 
 
 # --------------------------------------------------------------------------- one handshake
@@ -272,6 +277,10 @@ def cert_info(report: ChainReport) -> dict[str, dict[str, str]]:
     if leaf is not None:
         info[TLS_INFO] = {"issuer": leaf.issuer, "subject": leaf.subject,
                           "fingerprint_sha256": leaf.fingerprint_sha256}
+        # blackbox_exporter's labels (0.23; later versions add `serialnumber`): the leaf presented,
+        # its DNS names (not its IP addresses) joined by commas as Go's x509 lists them.
+        info[CHAIN_INFO] = {"fingerprint_sha256": leaf.fingerprint_sha256, "subject": leaf.subject,
+                            "issuer": leaf.issuer, "subjectalternative": ",".join(leaf.dns_names)}
     if report.version:
         info[VERSION_INFO] = {"version": report.version}
     if report.cipher:

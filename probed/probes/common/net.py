@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -109,20 +110,47 @@ carries it, from its `resolve` phase (0 for an IP address), as blackbox_exporter
 module (its dashboards plot it for http and tcp targets too)."""
 IP_PROTOCOL_VALUE = "ip_protocol"
 """4 or 6: the address family of the connection the attempt made (absent when none was made)."""
+IP_ADDR_HASH_VALUE = "ip_addr_hash"
+"""`ip_hash()` of the address the attempt connected to (absent when none was made): a change of the
+value is a change of the address a name resolves to, without the address as a label."""
 
 LOOKUP_ALIAS = {
     LOOKUP_VALUE: MetricAlias("probe_dns_lookup_time_seconds",
                               "Returns the time taken for probe dns lookup in seconds"),
     IP_PROTOCOL_VALUE: MetricAlias("probe_ip_protocol",
                                    "Specifies whether probe ip protocol is IP4 or IP6"),
+    IP_ADDR_HASH_VALUE: MetricAlias(
+        "probe_ip_addr_hash", "Specifies the hash of IP address. It's useful to detect if the IP address changes."),
 }
 """blackbox_exporter's names and help texts for them."""
 
+REGEX_ALIAS = MetricAlias("probe_failed_due_to_regex",
+                          "Indicates if probe failed due to regex (http: a body or header check; tcp: an `expect`).")
+"""blackbox's series for a failed regexp, on every prober that matches them (value `failed_due_to_regex`)."""
 
-def with_lookup_time(result: ProbeResult, family: int | None = None) -> ProbeResult:
+_FNV32_OFFSET, _FNV32_PRIME = 0x811C9DC5, 0x01000193
+
+
+@functools.lru_cache(maxsize=4096)  # per attempt on the hot path; a probe's address rarely changes
+def ip_hash(address: str) -> float:
+    """blackbox_exporter's `probe_ip_addr_hash`: FNV-1a (32 bit) of the address's bytes (4 for IPv4,
+    16 for IPv6, as Go's net.IP holds them), as a float. 127.0.0.1 is 3668918509."""
+    value = _FNV32_OFFSET
+    for byte in ipaddress.ip_address(address.split("%", 1)[0]).packed:
+        value = ((value ^ byte) * _FNV32_PRIME) & 0xFFFFFFFF
+    return float(value)
+
+
+def where(family: int, address: str) -> dict[str, float]:
+    """The values naming the connection's address: its IP version and its hash."""
+    return {IP_PROTOCOL_VALUE: 6 if family == socket.AF_INET6 else 4, IP_ADDR_HASH_VALUE: ip_hash(address)}
+
+
+def with_lookup_time(result: ProbeResult, peer: tuple[int, str] | None = None, **extra: float) -> ProbeResult:
     """`result` with LOOKUP_VALUE set from its `resolve` phase (0 when it has none: an IP target),
-    and IP_PROTOCOL_VALUE from the address `family` the attempt connected over, if it did."""
-    values = {**result.values, LOOKUP_VALUE: result.phases.get("resolve", 0.0)}
-    if family is not None:
-        values[IP_PROTOCOL_VALUE] = 6 if family == socket.AF_INET6 else 4
+    IP_PROTOCOL_VALUE and IP_ADDR_HASH_VALUE from the (family, address) the attempt connected to, if
+    it did, and the `extra` values."""
+    values = {**result.values, LOOKUP_VALUE: result.phases.get("resolve", 0.0), **extra}
+    if peer is not None:
+        values.update(where(*peer))
     return dataclasses.replace(result, values=values)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
+from probed.probes.common.net import IP_ADDR_HASH_VALUE, IP_PROTOCOL_VALUE, LOOKUP_ALIAS
 from probed.probes.dns.config import DnsProbeConfig, validate_target
 from probed.probes.dns.describe import describe
 from probed.probes.dns.probe import DnsProbe
@@ -52,6 +53,9 @@ KIND = ProbeKind(
         "authority_rrs": MetricAlias("probe_dns_authority_rrs", "Records in the authority section."),
         "additional_rrs": MetricAlias("probe_dns_additional_rrs",
                                       "Records in the additional section (the EDNS OPT record not counted)."),
+        # The server's address (an address, never a name: nothing to resolve, so no lookup time).
+        IP_PROTOCOL_VALUE: LOOKUP_ALIAS[IP_PROTOCOL_VALUE],
+        IP_ADDR_HASH_VALUE: LOOKUP_ALIAS[IP_ADDR_HASH_VALUE],
     },
     describe=describe,
     phases=("udp", "tcp"),

@@ -19,6 +19,7 @@ import dns.rdatatype
 from probed.config.model import ProbeSpec
 from probed.probes.common.deadline import budget_s
 from probed.probes.common.errors import classify
+from probed.probes.common.net import where
 from probed.probes.dns.config import EDNS_PAYLOAD, DnsProbeConfig, parse_server, query_name, system_server
 from probed.probes.dns.wire import ProtocolError, Record, Response, parse_response, rcode_name
 from probed.result import ProbeResult, Reason
@@ -41,6 +42,8 @@ class DnsProbe:
         family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM,
                                                        flags=socket.AI_NUMERICHOST)[0]
         self._family, self._sockaddr = family, sockaddr
+        # blackbox's probe_ip_protocol and probe_ip_addr_hash: the server's address, on every result.
+        self._where = where(family, str(sockaddr[0]))
         self._rdtype = dns.rdatatype.from_text(cfg.type)
         qname = query_name(spec.target, cfg.type)
         query = dns.message.make_query(qname, self._rdtype, use_edns=0, payload=EDNS_PAYLOAD)
@@ -85,7 +88,8 @@ class DnsProbe:
         """No usable answer: the time spent in the transport it stopped in, and where it asked."""
         phases.setdefault(phase, time.perf_counter() - phase_start)
         facts = {"server": self._server_text, "transport": phase, "truncated_udp": "udp" in phases and phase == "tcp"}
-        return ProbeResult.fail(reason, detail, phases=phases, facts=facts, values={"query_succeeded": 0})
+        return ProbeResult.fail(reason, detail, phases=phases, facts=facts,
+                                values={"query_succeeded": 0, **self._where})
 
     # -- the exchange
 
@@ -137,6 +141,7 @@ class DnsProbe:
             "answer_rrs": len(answers),
             "authority_rrs": len(response.authority),
             "additional_rrs": response.additional,
+            **self._where,
         }
         facts: dict[str, object] = {
             "server": self._server_text,

@@ -10,7 +10,7 @@ from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
 from probed.probes.common.certs import CERT_ALIASES, CERT_VALUES, TLS_INFOS
 from probed.probes.common.describe import describe_connection
-from probed.probes.common.net import LOOKUP_ALIAS
+from probed.probes.common.net import LOOKUP_ALIAS, REGEX_ALIAS
 from probed.probes.http.config import HttpSettings, validate_target
 from probed.probes.http.probe import HttpProbe
 from probed.probes.http.session import SessionPool
@@ -46,8 +46,7 @@ KIND = ProbeKind(
         "last_modified_timestamp_seconds": MetricAlias(
             "probe_http_last_modified_timestamp_seconds",
             "Returns the Last-Modified HTTP response header in unixtime (absent without the header)"),
-        "failed_due_to_regex": MetricAlias("probe_failed_due_to_regex",
-                                           "Indicates if probe failed due to regex (a body or header check)."),
+        "failed_due_to_regex": REGEX_ALIAS,
         "ssl": MetricAlias("probe_http_ssl", "Whether the final response came over TLS (1) or not (0)."),
         "http_version": MetricAlias("probe_http_version",
                                     "HTTP version of the final response (1.0 or 1.1; HTTP/2 is not supported)."),

@@ -80,8 +80,8 @@ class HttpProbe:
         self._max_body = s.max_body_bytes
         self._keepalive = s.keepalive
         self._family = FAMILIES[s.ip_protocol]
-        self._last_family: int | None = None
-        self._connected_family: int | None = None
+        self._last_peer: tuple[int, str] | None = None
+        self._connected: tuple[int, str] | None = None
         self._ssl: ssl.SSLContext = client_context(s.tls)
         self._server_hostname = s.tls.server_name
         self._min_days, self._fail_if_expiring = s.tls.min_days_remaining, s.tls.fail_if_expiring
@@ -100,9 +100,9 @@ class HttpProbe:
             await self._pool.aclose()
 
     async def probe(self) -> ProbeResult:
-        self._connected_family = None  # set by the attempt once it has a connection
+        self._connected = None  # set by the attempt once it has a connection
         result = await self._attempt_once()
-        return with_lookup_time(result, self._connected_family)
+        return with_lookup_time(result, self._connected)
 
     async def _attempt_once(self) -> ProbeResult:
         session = self._session
@@ -124,9 +124,9 @@ class HttpProbe:
         finally:
             TLS_WATCHER.reset(token)
             # A reused keepalive connection opens nothing: it is the one an earlier attempt made.
-            if timing.family is not None or not self._keepalive:
-                self._last_family = timing.family
-            self._connected_family = self._last_family
+            if timing.peer is not None or not self._keepalive:
+                self._last_peer = timing.peer
+            self._connected = self._last_peer
         try:
             result = await self._evaluate(response, timing, deadline)
         except (aiohttp.ClientError, OSError) as exc:

@@ -38,7 +38,7 @@ USER_AGENT = f"probed/{__version__}"
 class Timing:
     """Timestamps and phase sums of one attempt. Written by the trace hooks, read by the probe."""
 
-    __slots__ = ("conn_start", "connect", "dns_end", "dns_start", "family", "processing", "ready", "resolve",
+    __slots__ = ("conn_start", "connect", "dns_end", "dns_start", "peer", "processing", "ready", "resolve",
                  "response_at", "ssl_object", "start", "tls", "tls_start")
 
     def __init__(self, start: float) -> None:
@@ -47,8 +47,8 @@ class Timing:
         self.ready = self.response_at = 0.0
         self.resolve = self.connect = self.tls = self.processing = 0.0
         self.ssl_object: ssl.SSLObject | None = None
-        self.family: int | None = None
-        """Address family of the newest connection this attempt opened (None: it opened none)."""
+        self.peer: tuple[int, str] | None = None
+        """Address family and address of the newest connection this attempt opened (None: it opened none)."""
         """TLS state of the newest connection this attempt opened (the final hop's, for https)."""
 
     def tls_started(self, ssl_object: ssl.SSLObject) -> None:
@@ -136,11 +136,12 @@ def _trace_config() -> aiohttp.TraceConfig:
 
 
 def _noted(made: tuple[asyncio.Transport, ResponseHandler]) -> tuple[asyncio.Transport, ResponseHandler]:
-    """Tell the attempt (its Timing, in TLS_WATCHER) over which address family it connected."""
+    """Tell the attempt (its Timing, in TLS_WATCHER) to which address, over which family, it connected."""
     watcher = TLS_WATCHER.get()
     sock = made[0].get_extra_info("socket")
-    if isinstance(watcher, Timing) and sock is not None:
-        watcher.family = sock.family
+    peer = made[0].get_extra_info("peername")
+    if isinstance(watcher, Timing) and sock is not None and peer:
+        watcher.peer = (sock.family, str(peer[0]))
     return made
 
 class _Connector(aiohttp.TCPConnector):
