@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from probed.config.model import ProbeSpec
 from probed.probes import MetricAlias, ProbeContext, ProbeKind
-from probed.probes.common.net import IP_ADDR_HASH_VALUE, IP_PROTOCOL_VALUE, LOOKUP_ALIAS
+from probed.probes.common.net import IP_ADDR_HASH_VALUE, IP_PROTOCOL_VALUE, LOOKUP_ALIAS, LOOKUP_VALUE
 from probed.probes.dns.config import DnsProbeConfig, validate_target
 from probed.probes.dns.describe import describe
 from probed.probes.dns.probe import DnsProbe
@@ -45,8 +45,9 @@ KIND = ProbeKind(
     factory=_factory,
     validate_target=validate_target,
     aliases={
-        "lookup_time_seconds": MetricAlias("probe_dns_lookup_time_seconds",
-                                           "Time from sending the query to the final answer (TCP retry included)."),
+        # blackbox's meaning on every module: resolving the target's (here the server's) name. The
+        # server is an address, so it is 0; the query's own time is `query_time_seconds`.
+        LOOKUP_VALUE: LOOKUP_ALIAS[LOOKUP_VALUE],
         "query_succeeded": MetricAlias("probe_dns_query_succeeded",
                                        "Displays whether or not the query was executed successfully"),
         "answer_rrs": MetricAlias("probe_dns_answer_rrs", "Records in the answer section."),

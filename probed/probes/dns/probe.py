@@ -19,7 +19,7 @@ import dns.rdatatype
 from probed.config.model import ProbeSpec
 from probed.probes.common.deadline import budget_s
 from probed.probes.common.errors import classify
-from probed.probes.common.net import where
+from probed.probes.common.net import LOOKUP_VALUE, where
 from probed.probes.dns.config import EDNS_PAYLOAD, DnsProbeConfig, parse_server, query_name, system_server
 from probed.probes.dns.wire import ProtocolError, Record, Response, parse_response, rcode_name
 from probed.result import ProbeResult, Reason
@@ -89,7 +89,7 @@ class DnsProbe:
         phases.setdefault(phase, time.perf_counter() - phase_start)
         facts = {"server": self._server_text, "transport": phase, "truncated_udp": "udp" in phases and phase == "tcp"}
         return ProbeResult.fail(reason, detail, phases=phases, facts=facts,
-                                values={"query_succeeded": 0, **self._where})
+                                values={"query_succeeded": 0, LOOKUP_VALUE: 0.0, **self._where})
 
     # -- the exchange
 
@@ -137,7 +137,8 @@ class DnsProbe:
         answers = response.answers
         values = {
             "query_succeeded": 1,  # an answer came back (blackbox's meaning, whatever its rcode)
-            "lookup_time_seconds": elapsed,
+            "query_time_seconds": elapsed,
+            LOOKUP_VALUE: 0.0,
             "answer_rrs": len(answers),
             "authority_rrs": len(response.authority),
             "additional_rrs": response.additional,
