@@ -47,12 +47,15 @@ from probed.runtime.probeset import load_config
 from probed.runtime.scheduler import SchedulerStats
 
 INTERVALS = ("10s", "15s", "30s", "60s")
+# One scraper process for the whole run, started before the daemon grows: forking a process of
+# a gigabyte to start one per scrape would itself hold the event loop (page tables are copied).
 SCRAPER = """
-import gzip, sys, time, urllib.request
-t = time.perf_counter()
-request = urllib.request.Request(sys.argv[1], headers={"Accept-Encoding": "gzip"})
-n = len(urllib.request.urlopen(request, timeout=120).read())
-print(n, time.perf_counter() - t)
+import sys, time, urllib.request
+for _ in sys.stdin:
+    t = time.perf_counter()
+    request = urllib.request.Request(sys.argv[1], headers={"Accept-Encoding": "gzip"})
+    n = len(urllib.request.urlopen(request, timeout=120).read())
+    print(n, time.perf_counter() - t, flush=True)
 """
 MAX_SECONDS = 600
 
@@ -148,14 +151,18 @@ def series_by_type(body: bytes) -> dict[str, float]:
     return {kind.decode(): round(per_probe[kind] / n, 1) for kind, n in probes.items() if n}
 
 
-async def _scrape(port: int) -> tuple[float, float, int]:
-    """(daemon CPU seconds, scraper wall seconds, gzip bytes) of one scrape from the other core."""
-    c0 = time.process_time()
-    proc = await asyncio.create_subprocess_exec(
+async def _scraper(port: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-c", SCRAPER, f"http://127.0.0.1:{port}/metrics",
-        stdout=asyncio.subprocess.PIPE, preexec_fn=_on_other_core)
-    out, _ = await proc.communicate()
-    size, wall = out.split()
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, preexec_fn=_on_other_core)
+
+
+async def _scrape(scraper: asyncio.subprocess.Process) -> tuple[float, float, int]:
+    """(daemon CPU seconds, scraper wall seconds, gzip bytes) of one scrape from the other core."""
+    assert scraper.stdin is not None and scraper.stdout is not None
+    c0 = time.process_time()
+    scraper.stdin.write(b"scrape\n")
+    size, wall = (await scraper.stdout.readline()).split()
     return time.process_time() - c0, float(wall), int(size)
 
 
@@ -168,6 +175,7 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
         path.write_text(make_config(url, probes, intervals, profile))
         rss_before = rss_mib()
         port = free_port()
+        scraper = await _scraper(port)
         daemon = Daemon(str(path))
         runner = web.AppRunner(make_app(daemon), access_log=None)
         await runner.setup()
@@ -197,7 +205,7 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 started = time.monotonic()
-                cpu, wall, size = await _scrape(port)
+                cpu, wall, size = await _scrape(scraper)
                 scrape_cpu.append(cpu)
                 scrape_wall.append(wall)
                 sizes.append(size)
@@ -239,6 +247,8 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
         finally:
+            scraper.kill()
+            await scraper.wait()
             await runner.cleanup()
             await daemon.shutdown()
 
