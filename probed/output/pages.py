@@ -221,14 +221,20 @@ MAX_ROWS = 500
 """Probes the page lists unless asked for all: every failing one first, then the rest."""
 
 
+def status_of(success: bool | None, warning: object | None) -> str:
+    """A probe's row class from its last result (success None: no result yet), for the page and
+    for the API's `?state=` filter alike."""
+    if success is None:
+        return "pending"
+    if success:
+        # A warning (an expiring certificate) is amber, not red: the service still works.
+        return "ok" if warning is None else "warn"
+    return "fail"
+
+
 def status_class(p: dict[str, Any]) -> str:
     last = p["last"]
-    if last is None:
-        return "pending"
-    if last["success"]:
-        # A warning (an expiring certificate) is amber, not red: the service still works.
-        return "ok" if last.get("warning") is None else "warn"
-    return "fail"
+    return status_of(None, None) if last is None else status_of(last["success"], last.get("warning"))
 
 
 def _ago(now: float, ts: float | None) -> str:

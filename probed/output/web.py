@@ -250,11 +250,7 @@ _STATES = {"failing": "fail", "warning": "warn", "pending": "pending", "ok": "ok
 
 def _state_of(state: ProbeState) -> str:
     last = state.last
-    if last is None:
-        return "pending"
-    if last.success:
-        return "ok" if last.warning is None else "warn"
-    return "fail"
+    return pages.status_of(None, None) if last is None else pages.status_of(last.success, last.warning)
 
 
 _ORDER = {"fail": 0, "warn": 1, "pending": 2, "ok": 3}
