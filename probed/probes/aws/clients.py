@@ -47,6 +47,7 @@ from aiobotocore.session import AioSession
 from botocore.credentials import CredentialProvider
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from probed import redact
 from probed.probes.aws.errors import AssumeRoleFailed, error_code
 from probed.probes.aws.models import create_loader, load_models
 
@@ -244,6 +245,9 @@ def _assume_role(base: AioSession, identity: Identity) -> Callable[[], Awaitable
         except ClientError as exc:
             message = (exc.response.get("Error") or {}).get("Message") or ""
             raise AssumeRoleFailed(role_arn, error_code(exc), message) from None
+        # The role's temporary secret and session token are secrets of this process from now on:
+        # the log handler and every output mask them like the configured ones.
+        redact.remember([str(credentials.get(k) or "") for k in ("secret_key", "token")])
         return credentials
 
     return refresh

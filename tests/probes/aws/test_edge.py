@@ -177,6 +177,21 @@ async def test_role_arn_probes_as_the_assumed_role_in_the_other_account(aws: Aws
     assert other.facts["arn"] == "arn:aws:sts::210987654321:assumed-role/probed-readonly/probed-xacct"
 
 
+async def test_an_assumed_roles_temporary_secret_is_masked_wherever_it_would_show(aws: AwsHarness) -> None:
+    from probed import redact
+
+    role = "arn:aws:iam::210987654321:role/probed-readonly"
+    before = redact.known_secrets()
+    other = await aws.once(name="other", check="sts_identity", expect_account="210987654321", role_arn=role,
+                           session_name="probed-masked")
+    assert other.success, other.detail
+
+    fresh = redact.known_secrets() - before
+    assert len(fresh) == 2, "the role's secret key and session token were not remembered"
+    for secret in fresh:
+        assert secret not in redact.redact(f"botocore said: {secret}")
+
+
 async def test_irsa_web_identity_credentials_come_from_the_standard_chain(aws: AwsHarness, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # What EKS injects into a pod whose service account carries eks.amazonaws.com/role-arn; the
