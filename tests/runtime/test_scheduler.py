@@ -209,3 +209,189 @@ async def test_shutdown_lets_an_attempt_in_flight_finish_within_the_grace_period
     await scheduler.shutdown(grace_s=5.0)
     assert done.is_set()
     assert state.last is not None and state.last.success
+
+
+# ---- one dispatcher: sleeping probes are heap entries, blocked runs wait in one FIFO
+
+
+def _deadlines(name: str, interval: float, until: float) -> list[float]:
+    first = first_deadline(name, interval, 0.0, WALL0)
+    return [first + interval * k for k in range(int((until - first) // interval) + 1)]
+
+
+async def test_sleeping_probes_hold_no_task_of_their_own() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(100, clock)
+    before = len(asyncio.all_tasks())
+    probes = [InstantProbe() for _ in range(1000)]
+    for i, p in enumerate(probes):
+        scheduler.start(ProbeState.new(spec(f"p{i}", interval=10.0)), p)
+    await _settle()
+    assert len(asyncio.all_tasks()) <= before + 1  # the dispatcher; a task per probe would be 1000
+    await clock.advance(25.0)
+    assert all(p.runs >= 2 for p in probes)
+    assert len(asyncio.all_tasks()) <= before + 1  # attempts done, none kept
+    assert scheduler.stats.in_flight == 0
+    await scheduler.shutdown(0)
+
+
+async def test_a_stopped_sleeping_probe_never_runs_again_and_a_restart_keeps_its_phase() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(100, clock)
+    a, b = ScriptedProbe(clock), ScriptedProbe(clock)
+    scheduler.start(ProbeState.new(spec("a")), a)
+    scheduler.start(ProbeState.new(spec("b")), b)
+    await clock.advance(20.0)
+    runs_before_stop = len(a.starts)
+    await scheduler.stop("a")  # it sleeps between runs: its heap entry must go
+    assert scheduler.names == {"b"}
+    await clock.advance(40.0)
+    assert len(a.starts) == runs_before_stop
+    assert b.starts == pytest.approx(_deadlines("b", 10.0, 60.0))
+
+    a2 = ScriptedProbe(clock)  # a reload starts the name again
+    scheduler.start(ProbeState.new(spec("a")), a2)
+    await clock.advance(30.0)
+    assert a2.starts == pytest.approx([d for d in _deadlines("a", 10.0, 90.0) if d > 60.0])
+    assert len(a.starts) == runs_before_stop
+    await scheduler.shutdown(0)
+
+
+async def test_stopped_probes_do_not_pile_up_in_the_heap() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(100, clock)
+    for _reload in range(20):  # every reload restarts all 1000 probes; time stands still
+        for i in range(1000):
+            await scheduler.stop(f"p{i}")
+            scheduler.start(ProbeState.new(spec(f"p{i}", interval=3600.0)), InstantProbe())
+        await _settle()  # the dispatcher gives the new ones their deadlines
+    # Stale entries are swept once they outnumber the live ones: 20 reloads leave no 20,000 (private
+    # attribute: the heap's size is the memory a long-running process would otherwise keep).
+    assert len(scheduler._heap) <= 2 * 1000 + 100
+    await scheduler.shutdown(0)
+
+
+async def test_the_first_deadline_is_reckoned_when_the_loop_runs_again_not_at_start() -> None:
+    # Starting many probes holds the loop (building them, then a full collection): deadlines
+    # reckoned at start() would all be due at once when it lets go, a burst of late runs.
+    clock = FakeClock()
+    scheduler = Scheduler(100, clock)
+    probes = {name: ScriptedProbe(clock) for name in ("api", "db", "cdn")}
+    for name, p in probes.items():
+        scheduler.start(ProbeState.new(spec(name)), p)
+    clock.t = 25.0  # the loop was held for 25 s after the starts
+    await clock.advance(30.0)
+    for name, p in probes.items():
+        first = first_deadline(name, 10.0, 25.0, WALL0 + 25.0)
+        assert p.starts == pytest.approx([first + 10.0 * k for k in range(len(p.starts))])
+        assert len(p.starts) == 3
+    assert scheduler.stats.lateness_quantile(1.0) == 0.0
+    await scheduler.shutdown(0)
+
+
+async def test_a_run_blocked_by_the_cap_waits_then_is_skipped_when_its_next_deadline_comes() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(1, clock)
+    hog = ScriptedProbe(clock, takes=35.0)
+    x = ScriptedProbe(clock)
+    x_state = ProbeState.new(spec("x", interval=10.0))
+    scheduler.start(ProbeState.new(spec("hog", interval=1000.0, timeout=40.0)), hog)
+    scheduler.start(x_state, x)
+    h = first_deadline("hog", 1000.0, 0.0, WALL0)
+    await clock.advance(h + 60.0)
+    assert hog.starts == pytest.approx([h])
+    xs = _deadlines("x", 10.0, h + 60.0)
+    blocked = [d for d in xs if h < d < h + 35.0]
+    assert len(blocked) >= 3
+    # On time before and after; while the hog holds the only slot, each run waits until the next
+    # deadline and is skipped, except the last, which starts the moment the slot frees.
+    expected = [d for d in xs if d < h] + [h + 35.0] + [d for d in xs if d > h + 35.0]
+    assert x.starts == pytest.approx(expected)
+    assert x_state.skipped["concurrency_limit"] == scheduler.stats.skipped["concurrency_limit"] == len(blocked) - 1
+    runs = scheduler.stats.runs_total
+    assert max(scheduler.stats.recent_lateness[:runs]) == pytest.approx(h + 35.0 - blocked[-1])
+    await scheduler.shutdown(0)
+
+
+async def test_blocked_runs_wait_without_a_task_each_and_are_served_in_deadline_order() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(1, clock)
+    order: list[str] = []
+
+    class Recording:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def probe(self) -> ProbeResult:
+            order.append(self.name)
+            return ProbeResult.ok()
+
+        async def aclose(self) -> None:
+            pass
+
+    scheduler.start(ProbeState.new(spec("hog", interval=1000.0, timeout=70.0)), ScriptedProbe(clock, takes=65.0))
+    names = [f"w{i}" for i in range(50)]
+    states = {n: ProbeState.new(spec(n, interval=60.0)) for n in names}
+    for n in names:
+        scheduler.start(states[n], Recording(n))
+    h = first_deadline("hog", 1000.0, 0.0, WALL0)
+    before = len(asyncio.all_tasks())
+    await clock.advance(h + 30.0)
+    # Every waiter has fallen due during the hog's attempt: the dispatcher and the hog's attempt
+    # are the only new tasks (waiting on the semaphore would take one task per waiter).
+    assert len(asyncio.all_tasks()) <= before + 1
+    order.clear()
+    await clock.advance(40.0)  # the hog ends at h + 65: the slot serves the waiters one by one
+    last_due = {n: max(d for d in _deadlines(n, 60.0, h + 65.0)) for n in names}
+    assert all(h < d < h + 65.0 for d in last_due.values())
+    assert order[:50] == sorted(names, key=last_due.__getitem__)
+    skipped = sum(sum(1 for d in _deadlines(n, 60.0, h + 65.0) if h < d) - 1 for n in names)
+    assert scheduler.stats.skipped["concurrency_limit"] == skipped
+    await scheduler.shutdown(0)
+
+
+async def test_stop_cancels_an_attempt_in_flight_and_its_slot_comes_back() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(1, clock)
+    cancelled = asyncio.Event()
+
+    class Hanging:
+        async def probe(self) -> ProbeResult:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            raise AssertionError("unreachable")
+
+        async def aclose(self) -> None:
+            pass
+
+    scheduler.start(ProbeState.new(spec("hang", interval=1000.0, timeout=900.0)), Hanging())
+    x = ScriptedProbe(clock)
+    scheduler.start(ProbeState.new(spec("x", interval=10.0)), x)
+    h = first_deadline("hang", 1000.0, 0.0, WALL0)
+    await clock.advance(h + 1.0)
+    assert scheduler.stats.in_flight == 1
+    runs = len(x.starts)
+    await scheduler.stop("hang")
+    assert cancelled.is_set() and scheduler.stats.in_flight == 0
+    await clock.advance(30.0)
+    assert x.starts[runs:] == pytest.approx([d for d in _deadlines("x", 10.0, h + 31.0) if d > h + 1.0])
+    await scheduler.shutdown(0)
+
+
+async def test_a_larger_cap_serves_waiting_runs_at_once() -> None:
+    clock = FakeClock()
+    scheduler = Scheduler(1, clock)
+    scheduler.start(ProbeState.new(spec("hog", interval=1000.0, timeout=40.0)), ScriptedProbe(clock, takes=35.0))
+    x = ScriptedProbe(clock)
+    scheduler.start(ProbeState.new(spec("x", interval=10.0)), x)
+    h = first_deadline("hog", 1000.0, 0.0, WALL0)
+    blocked = next(d for d in _deadlines("x", 10.0, h + 35.0) if d > h)
+    await clock.advance(blocked + 0.5 - clock.now())
+    assert x.starts[-1] < h  # waiting for the hog's slot
+    scheduler.resize(2)  # a reload raised max_concurrency
+    await clock.advance(0)
+    assert x.starts[-1] == pytest.approx(blocked + 0.5)
+    await scheduler.shutdown(0)
