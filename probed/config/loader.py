@@ -21,33 +21,46 @@ Hostile input costs little: config/source.py reads and composes the YAML within 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import functools
 import math
 import re
-import types
-import typing
-from collections.abc import Iterator, Mapping
-from typing import Annotated, Any, Literal
+from collections.abc import Container, Iterator, Mapping
+from typing import Any
 
 import yaml
 
+from probed.config.nodes import (
+    ANNOTATED,
+    ANY,
+    DATACLASS,
+    LITERAL,
+    MAPPING,
+    NULL_TAG,
+    PLANS,
+    SCALAR,
+    SCALAR_CONSTRUCTORS,
+    SEQUENCE,
+    STR_TAG,
+    UNION,
+    dataclass_plan,
+    env_number,
+    is_null,
+    join,
+    node_kind,
+    plan,
+    shown,
+    tag_word,
+    type_word,
+    unknown_key_message,
+)
 from probed.config.schema import (
-    ALLOW_NONFINITE,
     MAX_INT,
     MAX_SHOWN_ISSUES,
-    SECRET,
     ConfigIssue,
-    Converter,
     FieldError,
     clip,
     value_kind,
 )
 from probed.redact import MIN_SECRET_LENGTH, redact
-
-HINT_CUTOFF = 0.75
-"""How close an unknown key must be to a known one for a "did you mean" (difflib's ratio): 0.6,
-difflib's default, offered 'redis' for 'retries'."""
 
 
 class Invalid(Exception):
@@ -88,15 +101,33 @@ class NodeConverter:
         self._constructor = yaml.SafeLoader("")
 
     def issue(self, node: yaml.Node | None, path: str, message: str) -> None:
+        where = self.place(node, path, message)
+        if where is not None:
+            self.issue_at(*where)
+
+    def place(self, node: yaml.Node | None, path: str, message: str) -> tuple[int, int, str, str] | None:
+        """(line, column, path, message) of the issue `issue()` would record now (None: about a
+        placeholder), to record later with `issue_at()` once the node is gone."""
         if node is not None and id(node) in self._placeholder_nodes:
-            return
+            return None
         line, col = (node.start_mark.line + 1, node.start_mark.column + 1) if node is not None else (1, 1)
         if node is not None and id(node) in self._interpolated:
             message = self._mask(node, message)
-        found = ConfigIssue(self.filename, line, col, path, message)
+        return line, col, path, message
+
+    def issue_at(self, line: int, column: int, path: str, message: str) -> None:
+        found = ConfigIssue(self.filename, line, column, path, message)
         if found not in self._seen:
             self._seen.add(found)
             self.issues.append(found)
+
+    def forget_nodes(self) -> None:
+        """Drop what is remembered about the nodes converted so far (which used the environment),
+        once no issue can be reported about them any more: a unit's nodes can then be freed, and
+        their ids are never mistaken for those of the nodes that reuse them."""
+        if self._interpolated:
+            self._interpolated.clear()
+            self._placeholder_nodes.clear()
 
     def is_placeholder(self, node: yaml.Node | None) -> bool:
         return node is not None and id(node) in self._placeholder_nodes
@@ -107,8 +138,8 @@ class NodeConverter:
         for value, written in [(resolved, str(node.value)), *((v, f"${{{var}}}") for var, v in used)]:
             if not value:
                 continue
-            for quoted, shown in ((f'"{value}"', f'"{written}"'), (repr(value), repr(written))):
-                message = message.replace(quoted, shown)
+            for quoted, as_written in ((f'"{value}"', f'"{written}"'), (repr(value), repr(written))):
+                message = message.replace(quoted, as_written)
             if len(value) >= MIN_SECRET_LENGTH:
                 message = message.replace(value, written)
         return message
@@ -122,6 +153,8 @@ class NodeConverter:
     def convert_or(self, node: yaml.Node | None, tp: Any, path: str, fallback: Any) -> Any:
         if node is None:
             return fallback
+        if tp is str and node.__class__ is yaml.ScalarNode and node.tag == STR_TAG and "$" not in node.value:
+            return node.value  # what scalar() returns for plain text, without its calls
         try:
             return self.convert(node, tp, path)
         except Invalid as exc:
@@ -129,28 +162,28 @@ class NodeConverter:
             return fallback
 
     def convert(self, node: yaml.Node, tp: Any, path: str, secret: bool = False) -> Any:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            base, *meta = typing.get_args(tp)
-            secret = secret or any(m is SECRET for m in meta)
-            finite = not any(m is ALLOW_NONFINITE for m in meta)
-            for m in meta:
-                if isinstance(m, Converter):
-                    raw = self.scalar(node, object, path, secret=secret)
-                    if raw is None and is_null(node):
-                        raise Invalid(node, "expected a value, got null", path)
-                    try:
-                        return m.fn(raw)
-                    except ValueError as exc:
-                        raise Invalid(node, str(exc), path) from None
+        how = PLANS.get(tp) or plan(tp)
+        kind = how[0]
+        if kind is SCALAR:
+            return self.scalar(node, tp, path, secret=secret)
+        if kind is ANNOTATED:
+            _, base, is_secret, finite, converter = how
+            secret = secret or is_secret
+            if converter is not None:
+                raw = self.scalar(node, object, path, secret=secret)
+                if raw is None and is_null(node):
+                    raise Invalid(node, "expected a value, got null", path)
+                try:
+                    return converter.fn(raw)
+                except ValueError as exc:
+                    raise Invalid(node, str(exc), path) from None
             if base is float and not finite:
                 return self.scalar(node, float, path, secret=secret, finite=False)
             return self.convert(node, base, path, secret)
-        if origin in (types.UnionType, typing.Union):
-            args = typing.get_args(tp)
-            if type(None) in args and is_null(node):
+        if kind is UNION:
+            _, nullable, non_null = how
+            if nullable and is_null(node):
                 return None
-            non_null = [a for a in args if a is not type(None)]
             if len(non_null) == 1:  # `X | None`: X's own error, with its own place (a nested field's)
                 return self.convert(node, non_null[0], path, secret)
             problems = []
@@ -160,16 +193,16 @@ class NodeConverter:
                 except Invalid as exc:
                     problems.append(exc.message)
             raise Invalid(node, problems[0] if len(problems) == 1 else " or ".join(problems), path)
-        if origin is Literal:
-            allowed = typing.get_args(tp)
+        if kind is LITERAL:
+            allowed = how[1]
             value = self.scalar(node, object, path, secret=secret)
             if not isinstance(value, str | int | float | bool | None) or value not in allowed:
                 raise Invalid(node, f"invalid value {clip(repr(value))} (one of: {', '.join(map(str, allowed))})", path)
             return value
-        if origin in (tuple, list):
+        if kind is SEQUENCE:
             if not isinstance(node, yaml.SequenceNode):
                 raise Invalid(node, f"expected a list, got {node_kind(node)}", path)
-            (item_tp, *_rest) = typing.get_args(tp) or (Any,)
+            item_tp = how[1]
             out, errors = [], []
             for i, item in enumerate(node.value):
                 try:
@@ -179,11 +212,16 @@ class NodeConverter:
                         errors.append(exc)
             self._raise_all(errors)
             return tuple(out)
-        if origin in (dict, Mapping, typing.Mapping) or tp is dict:
-            _key_tp, value_tp = typing.get_args(tp) or (str, Any)
+        if kind is MAPPING:
+            value_tp = how[1]
             result: dict[str, Any] = {}
             errors = []
+            plain = value_tp is str and not secret
             for key, _key_node, value_node in self.mapping_entries(node, path):
+                if plain and value_node.__class__ is yaml.ScalarNode and value_node.tag == STR_TAG \
+                        and "$" not in value_node.value:
+                    result[key] = value_node.value  # as in convert_or: labels are mostly this
+                    continue
                 try:
                     result[key] = self.convert(value_node, value_tp, f"{path}.{key}", secret)
                 except Invalid as exc:
@@ -191,29 +229,26 @@ class NodeConverter:
                         errors.append(exc)
             self._raise_all(errors)
             return result
-        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if kind is DATACLASS:
             return self._dataclass(node, tp, path, secret)
-        if tp is Any or tp is object:
+        if kind is ANY:
             return self._construct(node, path)
-        if tp in (str, int, float, bool):
-            return self.scalar(node, tp, path, secret=secret)
         raise TypeError(f"config schema uses an unsupported type {tp!r} at {path}")
 
     def _dataclass(self, node: yaml.Node, cls: type, path: str, secret: bool) -> Any:
         if is_null(node):
             node = yaml.MappingNode("tag:yaml.org,2002:map", [], node.start_mark, node.end_mark)
-        hints = typing.get_type_hints(cls, include_extras=True)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        hints, fields, required_names = dataclass_plan(cls)
         items: dict[str, yaml.Node] = {}
         errors: list[Invalid] = []
         for key, key_node, value_node in self.mapping_entries(node, path):
             if key in fields:
                 items[key] = value_node
             else:
-                errors.append(Invalid(key_node, unknown_key_message(key, tuple(fields)), f"{path}.{key}"))
+                errors.append(Invalid(key_node, unknown_key_message(key, fields), f"{path}.{key}"))
         kwargs: dict[str, Any] = {}
-        for fname, f in fields.items():
-            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for fname in fields:
+            required = fname in required_names
             if fname in items:
                 try:
                     kwargs[fname] = self.convert(items[fname], hints[fname], f"{path}.{fname}", secret)
@@ -246,47 +281,75 @@ class NodeConverter:
             raise Invalid(node, f"expected a mapping, got {node_kind(node)}", path)
         seen: set[str] = set()
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or is_null(key_node):
-                self.issue(key_node, path, f"a key must be a string, got {node_kind(key_node)}")
-                continue
-            key = str(key_node.value)
-            if key in seen:
-                self.issue(key_node, _join(path, key), f"duplicate key '{key}'")
-                continue
-            seen.add(key)
-            yield key, key_node, value_node
+            key = self.entry_key(key_node, path, seen)
+            if key is not None:
+                seen.add(key)
+                yield key, key_node, value_node
 
-    def mapping_items(self, node: yaml.Node, path: str, allowed: tuple[str, ...] | None,
-                      report: bool = True) -> dict[str, yaml.Node]:
+    def entry_key(self, key_node: yaml.Node, path: str, seen: Container[str]) -> str | None:
+        """A mapping key as a string; None, reported, if it is not a string or is in `seen` already."""
+        if key_node.__class__ is yaml.ScalarNode and key_node.tag != NULL_TAG and key_node.value not in seen:
+            return key_node.value  # type: ignore[no-any-return]  # the usual case, first
+        if not isinstance(key_node, yaml.ScalarNode) or is_null(key_node):
+            self.issue(key_node, path, f"a key must be a string, got {node_kind(key_node)}")
+            return None
+        key = str(key_node.value)
+        if key in seen:
+            self.issue(key_node, join(path, key), f"duplicate key '{key}'")
+            return None
+        return key
+
+    def mapping_items(self, node: yaml.Node, path: str, allowed: tuple[str, ...] | None) -> dict[str, yaml.Node]:
         """The entries of a mapping by key; with `allowed`, unknown keys are reported too."""
         if not isinstance(node, yaml.MappingNode):
             self.issue(node, path, f"expected a mapping, got {node_kind(node)}")
             return {}
         items: dict[str, yaml.Node] = {}
-        for key, key_node, value_node in self.mapping_entries(node, path):
-            if report and allowed is not None and key not in allowed:
-                self.issue(key_node, _join(path, key), unknown_key_message(key, allowed))
+        for key_node, value_node in node.value:  # mapping_entries, inline: this runs for every probe
+            if key_node.__class__ is yaml.ScalarNode and key_node.tag != NULL_TAG and key_node.value not in items:
+                key = key_node.value  # entry_key's usual case, without its call
+            elif (key := self.entry_key(key_node, path, items)) is None:
+                continue
+            if allowed is not None and key not in allowed:
+                self.issue(key_node, join(path, key), unknown_key_message(key, allowed))
             items[key] = value_node
         return items
 
     def _construct(self, node: yaml.Node, path: str) -> Any:
+        constructor = self._constructor
         try:
-            return self._constructor.construct_object(node, deep=True)
+            build = SCALAR_CONSTRUCTORS.get(node.tag) if node.__class__ is yaml.ScalarNode else None
+            if build is not None:
+                return build(constructor, node)
+            try:
+                return constructor.construct_object(node, deep=True)
+            finally:
+                # PyYAML's constructor keeps every node it built (all of a config's, which the loader
+                # otherwise lets go probe by probe), and after an error it keeps the node it failed on
+                # as "recursive", which misreported the same default in every later probe.
+                constructor.constructed_objects.clear()
+                constructor.recursive_objects.clear()
         except (ValueError, OverflowError, TypeError, yaml.YAMLError) as exc:
             if isinstance(exc, ValueError) and "limit" in str(exc) and "digits" in str(exc):
                 message = "integer too large (more than 4300 digits)"
             elif isinstance(exc, yaml.MarkedYAMLError):
                 message = f"cannot read this value: {exc.problem}"
             elif isinstance(node, yaml.ScalarNode):  # `!!int "many"`
-                message = f'invalid {_tag_word(node).split(" ", 1)[-1]} "{clip(str(node.value))}"'
+                message = f'invalid {tag_word(node).split(" ", 1)[-1]} "{clip(str(node.value))}"'
             else:
-                message = f"cannot read {_tag_word(node)}: {clip(str(exc))}"
+                message = f"cannot read {tag_word(node)}: {clip(str(exc))}"
             raise Invalid(node, message, path) from None
 
     def scalar(self, node: yaml.Node, tp: Any, path: str, secret: bool = False, finite: bool = True) -> Any:
         if not isinstance(node, yaml.ScalarNode):
-            raise Invalid(node, f"expected {_type_word(tp)}, got {node_kind(node)}", path)
-        if node.tag != "tag:yaml.org,2002:str" and "${" in str(node.value):
+            raise Invalid(node, f"expected {type_word(tp)}, got {node_kind(node)}", path)
+        if node.tag == STR_TAG:
+            value = node.value  # what PyYAML's str constructor returns
+            if (tp is str or tp is object) and "$" not in value:  # the usual case: nothing more to do
+                if secret:
+                    self.record_secret(value)
+                return value
+        elif "${" in str(node.value):
             # `!!int "${PORT}"`: interpolate first, then read the text as the tag says.
             text = self._interpolate(str(node.value), node, path, secret)
             value = self._construct(yaml.ScalarNode(node.tag, text, node.start_mark, node.end_mark, node.style), path)
@@ -295,7 +358,7 @@ class NodeConverter:
         if isinstance(value, str):
             value = self._interpolate(value, node, path, secret)
             if tp in (int, float) and id(node) in self._interpolated:
-                value = _number(value, tp)  # `${PORT}` from the environment: read as a number
+                value = env_number(value, tp)  # `${PORT}` from the environment: read as a number
         if tp is object:
             return value
         if tp is float and isinstance(value, int) and not isinstance(value, bool):
@@ -304,7 +367,7 @@ class NodeConverter:
             # `port: 5432` where a string is expected: unambiguous, accept it as written.
             return node.value
         if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise Invalid(node, f"expected {_type_word(tp)}, got {value_kind(value)} {_shown(value)}", path)
+            raise Invalid(node, f"expected {type_word(tp)}, got {value_kind(value)} {shown(value)}", path)
         if tp is int and not -MAX_INT - 1 <= value <= MAX_INT:
             raise Invalid(node, "integer out of range (at most 2^63-1)", path)
         if tp is float and finite and not math.isfinite(value):
@@ -367,82 +430,3 @@ class NodeConverter:
             if masked != found.message:
                 ordered[i] = dataclasses.replace(found, message=masked)
         return ordered
-
-
-def _number(text: str, tp: Any) -> Any:
-    """An interpolated value where a number is expected: digits, or a decimal for floats."""
-    stripped = text.strip()
-    if re.fullmatch(r"[-+]?\d{1,30}", stripped):
-        return int(stripped)
-    if tp is float and re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", stripped) and len(stripped) < 64:
-        return float(stripped)
-    return text
-
-
-def merge(defaults: yaml.Node, node: yaml.Node) -> yaml.Node:
-    """Deep-merge mapping nodes: the probe's own keys win; values keep their own marks."""
-    if not (isinstance(defaults, yaml.MappingNode) and isinstance(node, yaml.MappingNode)):
-        return node
-    own = {k.value: (i, v) for i, (k, v) in enumerate(node.value) if isinstance(k, yaml.ScalarNode)}
-    merged = list(node.value)
-    for key_node, default_value in defaults.value:
-        if not isinstance(key_node, yaml.ScalarNode):
-            continue
-        if key_node.value in own:
-            i, v = own[key_node.value]
-            if isinstance(v, yaml.MappingNode) and isinstance(default_value, yaml.MappingNode):
-                merged[i] = (merged[i][0], merge(default_value, v))
-        else:
-            merged.append((key_node, default_value))
-    return yaml.MappingNode(node.tag, merged, node.start_mark, node.end_mark)
-
-
-def key_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return v  # type: ignore[no-any-return]
-    return None
-
-
-@functools.lru_cache(maxsize=1024)
-def unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
-    """'unknown key ... (did you mean ...?)'. Cached: a file with an error repeated 20,000 times
-    asks the same question 20,000 times, and difflib takes ~50 us to answer it."""
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=HINT_CUTOFF)
-    hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
-    return f"unknown key '{clip(key)}'{hint}"
-
-
-def is_null(node: yaml.Node) -> bool:
-    return isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"
-
-
-def node_kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return "null" if is_null(node) else f'"{clip(str(node.value))}"'
-
-
-def _type_word(tp: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, "a value")
-
-
-def _tag_word(node: yaml.Node) -> str:
-    tag = str(node.tag).rsplit(":", 1)[-1]
-    return {"int": "an integer", "float": "a number", "bool": "a boolean", "timestamp": "a timestamp",
-            "binary": "binary data"}.get(tag, f"a {tag}")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{clip(value)}"'
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
-        return "(too large to show)"
-    return clip(repr(value))
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key

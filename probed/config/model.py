@@ -10,28 +10,23 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import yaml
 
 from probed.config.blackbox import BlackboxModule, convert_modules
-from probed.config.loader import Invalid, NodeConverter, key_value, merge, node_kind
+from probed.config.labels import SLO_RESERVED_LABELS, Labels
+from probed.config.loader import Invalid
+from probed.config.nodes import key_value, merge, node_kind
 from probed.config.schema import ConfigError, ConfigIssue, Duration, FieldError, clip, read_small_file
+from probed.config.sections import Late, SectionReader
 from probed.config.slo import SloSection, SloSpec, resolve
-from probed.config.source import MAX_FILE_BYTES, compose, decode
+from probed.config.source import MAX_FILE_BYTES, STR_TAG, decode
 
 # Matched with fullmatch: `$` alone would accept "abc\n" (it matches before a final newline).
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,127}")
-LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# Labels probed's own series use, plus Prometheus's target labels (which it would rename).
-RESERVED_LABELS = frozenset({
-    "probe", "type", "target", "reason", "phase", "window", "quantile", "result", "name", "le", "slo", "cause",
-    "code", "job", "instance",
-})
-SLO_RESERVED_LABELS = frozenset({"service", "severity"})
-"""Set by the SLO's own `service:` and by the generated alerts."""
 MIN_INTERVAL_S = 0.1
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_TIMEOUT_S = 5.0
@@ -171,6 +166,11 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str], kinds: Ki
                  placeholders: bool = False) -> Config:
     loader = _ConfigLoader(filename, environ, kinds, placeholders)
     try:
+        try:
+            return loader.load(text)
+        except Late as late:  # `labels:` or `defaults:` after `probes:`: read again, knowing them first
+            ahead = late.nodes  # (outside this block, the first reading's probes are let go first)
+        loader = _ConfigLoader(filename, environ, kinds, placeholders, ahead=ahead)
         return loader.load(text)
     except ConfigError:
         raise
@@ -183,89 +183,114 @@ _TOP_KEYS = ("defaults", "labels", "metrics", "modules", "probes", "scheduler", 
 _COMMON_KEYS = ("name", "type", "target", "interval", "timeout", "labels", "latency_threshold")
 
 
+class _ConfigLoader(SectionReader):
+    """Reads probes.yaml in one pass: each probe is converted as soon as its YAML ends, and its
+    nodes are let go (config/sections.py); the other sections are small and read whole."""
 
-class _ConfigLoader(NodeConverter):
-    def __init__(self, filename: str, environ: Mapping[str, str], kinds: KindTable, placeholders: bool) -> None:
-        super().__init__(filename, environ, placeholders)
+    SECTIONS = _TOP_KEYS
+    STREAMED = "probes"
+    NEEDED = ("labels", "defaults")  # global labels (clashes), defaults (merged into each probe)
+    PHASES = ("top", "labels", "scheduler", "metrics", "modules", "defaults", "probes", "slos", "label_values")
+    EMPTY = "the file is empty: expected `probes:`"
+    NOT_A_MAPPING = "expected a mapping with `probes:` at the top"
+
+    def __init__(self, filename: str, environ: Mapping[str, str], kinds: KindTable, placeholders: bool,
+                 ahead: Mapping[str, yaml.Node] | None = None) -> None:
+        super().__init__(filename, environ, placeholders, ahead)
         self.kinds = kinds
-        self._label_values: list[tuple[yaml.Node, str, str]] = []
+        self.labels = Labels(self)
+        self._labels_and_defaults: tuple[dict[str, str], yaml.Node | None] | None = None
+        self._default_settings: dict[str, Any] = {}
+        self._durations: dict[str, float] = {}
+        self._probe_keys = (*_COMMON_KEYS, *kinds.names)
 
     def load(self, text: str) -> Config:
-        root = compose(text, self.filename)
-        if root is None:
-            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "the file is empty: expected `probes:`")])
-        if not isinstance(root, yaml.MappingNode):
-            raise ConfigError([ConfigIssue(self.filename, 1, 1, "", "expected a mapping with `probes:` at the top")])
+        return self._build(*self.read(text))
 
-        top = self.mapping_items(root, "", allowed=_TOP_KEYS)
-        labels = self._labels(top.get("labels"), "labels")
+    def _build(self, root: yaml.Node, top: dict[str, yaml.Node],
+               streamed: tuple[list[ProbeSpec], set[str]] | None) -> Config:
+        labels, _ = self._before_probes(top)
+        self.phase("scheduler")
         scheduler = self.convert_or(top.get("scheduler"), SchedulerSettings, "scheduler", SchedulerSettings())
+        self.phase("metrics")
         metrics = self.convert_or(top.get("metrics"), MetricsSettings, "metrics", MetricsSettings())
+        self.phase("modules")
         self.unit_secrets = set()
         modules = convert_modules(self, top.get("modules"))
         self.unit_secrets = None
-        defaults = top.get("defaults")
-        if defaults is not None:
-            self.mapping_items(defaults, "defaults", allowed=(*_COMMON_KEYS[1:], *self.kinds.names))
-
-        probes: list[ProbeSpec] = []
+        self.phase("probes")
         probes_node = top.get("probes")
-        if probes_node is None:
+        if streamed is not None:
+            pass  # converted as they were read
+        elif probes_node is None:
             if "modules" not in top:  # a config of modules only serves /probe: blackbox's way, nothing scheduled
                 self.issue(root, "", "missing required key 'probes'")
         elif not isinstance(probes_node, yaml.SequenceNode):
             self.issue(probes_node, "probes", f"expected a list of probes, got {node_kind(probes_node)}")
-        else:
-            seen: dict[str, yaml.Node] = {}
-            for i, node in enumerate(probes_node.value):
-                path = f"probes[{i}]"
-                self.unit_secrets = set()
-                try:
-                    spec = self._probe(node, defaults, path, labels)
-                except Invalid as exc:  # anything not caught closer still names its place
-                    self.issue(exc.node, exc.path, exc.message)
-                    spec = None
-                secrets, self.unit_secrets = frozenset(self.unit_secrets), None
-                # A duplicate name is reported even when either probe has errors of its own: all in one pass.
-                name_node = key_value(node, "name")
-                name = spec.name if spec is not None else _written_name(name_node)
-                if name is None:
-                    continue
-                if name in seen and name_node is not None:
-                    first = seen[name]
-                    self.issue(name_node, f"{path}.name",
-                               f'duplicate probe name "{name}" (first at line {first.start_mark.line + 1})')
-                    continue
-                seen[name] = name_node or node
-                if spec is not None:
-                    probes.append(replace(spec, secrets=secrets) if secrets else spec)
-
-        slos = self._slos(top.get("slos"), probes, probes_node)
-        self._check_label_values()
-        if self.issues:
+        else:  # an alias, or a list with an anchor
+            streamed = self.convert_items(iter(probes_node.value), top)
+        probes, written = streamed or ([], set())
+        self.phase("slos")
+        slos = self._slos(top.get("slos"), probes, written)
+        self.phase("label_values")
+        self.labels.check_values()
+        if self.has_issues():
             raise ConfigError(self.final_issues())
         return Config(self.filename, tuple(probes), labels, scheduler, frozenset(self.secrets), tuple(slos), metrics,
                       modules)
 
-    def _check_label_values(self) -> None:
-        """Label values are exported as they are (they are not secrets, even from `${VAR}`): one that
-        is also a secret of this file would leak it into every scrape."""
-        for node, path, value in self._label_values:
-            if value in self.secrets and value:
-                self.issue(node, path, "this label value is also a secret in this file (a header, a password or "
-                                       "a ${VAR} used there): label values are exported in every metric")
+    def _before_probes(self, top: Mapping[str, yaml.Node]) -> tuple[dict[str, str], yaml.Node | None]:
+        """The global labels and the defaults node, converted and checked once."""
+        if self._labels_and_defaults is None:
+            self.phase("labels")
+            labels = self.labels.convert(self.section(top, "labels"), "labels")
+            self.phase("defaults")
+            defaults = self.section(top, "defaults")
+            if defaults is not None:
+                self.mapping_items(defaults, "defaults", allowed=(*_COMMON_KEYS[1:], *self.kinds.names))
+            self._labels_and_defaults = labels, defaults
+        return self._labels_and_defaults
+
+    def convert_items(self, items: Iterator[yaml.Node],
+                      top: Mapping[str, yaml.Node]) -> tuple[list[ProbeSpec], set[str]]:
+        """Every probe, converted one at a time; and every name written, for the SLOs' messages."""
+        labels, defaults = self._before_probes(top)
+        self.phase("probes")
+        probes: list[ProbeSpec] = []
+        written: set[str] = set()
+        seen: dict[str, int] = {}  # name -> line of the first probe with it
+        for i, node in enumerate(items):
+            path = f"probes[{i}]"
+            self.unit_secrets = set()
+            try:
+                spec = self._probe(node, defaults, path, labels)
+            except Invalid as exc:  # anything not caught closer still names its place
+                self.issue(exc.node, exc.path, exc.message)
+                spec = None
+            secrets, self.unit_secrets = frozenset(self.unit_secrets), None
+            # A duplicate name is reported even when either probe has errors of its own: all in one pass.
+            name_node = key_value(node, "name")
+            if isinstance(name_node, yaml.ScalarNode):
+                written.add(str(name_node.value))
+            name = spec.name if spec is not None else _written_name(name_node)
+            if name is not None and name in seen and name_node is not None:
+                self.issue(name_node, f"{path}.name", f'duplicate probe name "{name}" (first at line {seen[name]})')
+            elif name is not None:
+                seen[name] = (name_node or node).start_mark.line + 1
+                if spec is not None:
+                    probes.append(replace(spec, secrets=secrets) if secrets else spec)
+            self.forget_nodes()  # nothing more is said about this probe's nodes
+        return probes, written
 
     # -- SLOs
-    def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], probes_node: yaml.Node | None) -> list[SloSpec]:
+    def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], written: set[str]) -> list[SloSpec]:
         if node is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
             self.issue(node, "slos", f"expected a list of SLOs, got {node_kind(node)}")
             return []
         known = {p.name: (p.type, p.labels) for p in probes}
-        # Probes with errors of their own are not in `known`: an SLO naming one is not wrong too.
-        written = {str(v.value) for item in (probes_node.value if isinstance(probes_node, yaml.SequenceNode) else ())
-                   if (v := key_value(item, "name")) is not None and isinstance(v, yaml.ScalarNode)}
+        # Probes with errors of their own are not in `known` (but in `written`): an SLO naming one is not wrong too.
         slos: list[SloSpec] = []
         seen: dict[str, int] = {}
         for i, item in enumerate(node.value):
@@ -282,7 +307,7 @@ class _ConfigLoader(NodeConverter):
                            f'duplicate SLO name "{section.name}" (first at line {seen[section.name]})')
                 continue
             seen[section.name] = name_node.start_mark.line + 1
-            self._check_labels(key_value(item, "labels"), f"{path}.labels", extra_reserved=SLO_RESERVED_LABELS)
+            self.labels.check_names(key_value(item, "labels"), f"{path}.labels", extra_reserved=SLO_RESERVED_LABELS)
             spec, problems = resolve(section, known)
             for field_name, message in problems:
                 if field_name == "probes" and message.startswith("no probe named") and \
@@ -301,7 +326,7 @@ class _ConfigLoader(NodeConverter):
             self.issue(node, path, f"expected a probe mapping, got {node_kind(node)}")
             return None
         errors_before = len(self.issues)
-        own = self.mapping_items(node, path, allowed=(*_COMMON_KEYS, *kind_names))
+        own = self.mapping_items(node, path, allowed=self._probe_keys)
         type_node = own.get("type") or (key_value(defaults, "type") if defaults is not None else None)
         if type_node is None:
             self.issue(node, path, f"missing required key 'type' (one of: {', '.join(kind_names)})")
@@ -318,8 +343,8 @@ class _ConfigLoader(NodeConverter):
             if other != type_name and other in own:
                 self.issue(own[other], f"{path}.{other}",
                            f"a `{other}:` section does not belong to a probe of type {type_name}")
-        merged = merge(defaults, node) if defaults is not None else node
-        items = self.mapping_items(merged, path, allowed=None)
+        # Without defaults, reading the same mapping again would find nothing new.
+        items = own if defaults is None else self.mapping_items(merge(defaults, node), path, allowed=None)
 
         name = self._required(items, node, "name", str, path)
         if isinstance(name, str) and not NAME_RE.fullmatch(name):
@@ -334,16 +359,19 @@ class _ConfigLoader(NodeConverter):
 
         settings_node = items.get(type_name)
         settings_errors = len(self.issues)
-        settings = self.convert_or(settings_node, kind.config_cls, f"{path}.{type_name}", None)
+        settings = None if settings_node is None else \
+            self.convert_or(settings_node, kind.config_cls, f"{path}.{type_name}", None)
         if settings is None and settings_node is not None and len(self.issues) == settings_errors:
             # Only a placeholder's error, dropped (--no-env), and on a field with no default.
             self.issue(settings_node, f"{path}.{type_name}", "needs the environment to be checked (a required "
                                                               "value is a ${VAR})")
         if settings is None and settings_node is None:
-            try:
-                settings = kind.config_cls()
-            except TypeError:
-                self.issue(node, path, f"missing required section '{type_name}:'")
+            settings = self._default_settings.get(type_name)
+            if settings is None:
+                try:  # one frozen instance for every probe without a section: built once, kept once
+                    settings = self._default_settings[type_name] = kind.config_cls()
+                except TypeError:
+                    self.issue(node, path, f"missing required section '{type_name}:'")
 
         if target is None and kind.derive_target is not None and settings is not None:
             target = kind.derive_target(settings)
@@ -372,10 +400,11 @@ class _ConfigLoader(NodeConverter):
         if "latency_threshold" in items:
             latency_threshold = self.convert_or(items["latency_threshold"], Duration,
                                                  f"{path}.latency_threshold", None)
-        labels = self._labels(items.get("labels"), f"{path}.labels")
-        clash = sorted(set(labels) & set(global_labels))
+        labels_node = items.get("labels")
+        labels = self.labels.convert(labels_node, f"{path}.labels") if labels_node is not None else {}
+        clash = sorted(set(labels) & set(global_labels)) if global_labels else None
         if clash:
-            self.issue(items.get("labels"), f"{path}.labels", f"label {clash[0]!r} is already a global label")
+            self.issue(labels_node, f"{path}.labels", f"label {clash[0]!r} is already a global label")
 
         if len(self.issues) > errors_before or not isinstance(name, str) or not isinstance(target, str) \
                 or (settings is None and settings_node is not None):
@@ -388,7 +417,11 @@ class _ConfigLoader(NodeConverter):
         node = items.get(key)
         if node is None:
             return None
+        if node.tag == STR_TAG and node.value in self._durations:  # "30s" again: the same text, the same value
+            return self._durations[node.value]
         value: float | None = self.convert_or(node, Duration, f"{path}.{key}", None)
+        if value is not None and node.tag == STR_TAG and "$" not in node.value and len(self._durations) < 1024:
+            self._durations[node.value] = value
         return value
 
     def _required(self, items: dict[str, yaml.Node], node: yaml.Node, key: str, tp: type, path: str) -> Any:
@@ -396,32 +429,6 @@ class _ConfigLoader(NodeConverter):
             self.issue(node, path, f"missing required key '{key}'")
             return None
         return self.convert_or(items[key], tp, f"{path}.{key}", None)
-
-    def _labels(self, node: yaml.Node | None, path: str) -> dict[str, str]:
-        if node is None:
-            return {}
-        self.public = True  # label values are exported: never secrets (see _check_label_values)
-        try:
-            labels = self.convert_or(node, Mapping[str, str], path, {})
-        finally:
-            self.public = False
-        self._check_labels(node, path)
-        for key_node, value_node in node.value if isinstance(node, yaml.MappingNode) else ():
-            value = labels.get(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
-            if isinstance(value, str):
-                self._label_values.append((value_node, f"{path}.{key_node.value}", value))
-        return dict(labels)
-
-    def _check_labels(self, node: yaml.Node | None, path: str, extra_reserved: frozenset[str] = frozenset()) -> None:
-        for key_node, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue  # reported by the conversion: a key must be a string
-            key = str(key_node.value)
-            if not LABEL_NAME_RE.fullmatch(key):
-                self.issue(key_node, f"{path}.{key}",
-                           f"invalid label name {clip(key)!r} (must match [a-zA-Z_][a-zA-Z0-9_]*)")
-            elif key in RESERVED_LABELS or key in extra_reserved or key.startswith(("__", "sloth_")):
-                self.issue(key_node, f"{path}.{key}", f"label name {key!r} is reserved by probed")
 
 
 def _written_name(node: yaml.Node | None) -> str | None:

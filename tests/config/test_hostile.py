@@ -213,7 +213,7 @@ def test_a_billion_laughs_fails_fast() -> None:
     for i in range(8):
         lol += f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
     assert errors(lol + "probes: []\n") == [
-        "probes.yaml:6:36: the document expands to more than 1,000,000 YAML nodes (every use of an alias counts "
+        "probes.yaml:7:16: the document expands to more than 4,000,000 YAML nodes (every use of an alias counts "
         "the nodes it repeats)"]
 
 
@@ -259,7 +259,7 @@ def test_a_config_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path: 
     expected = {"fifo": "the config is not a regular file (a FIFO)",
                 "directory": "the config is not a regular file (a directory)",
                 "dev-zero": "the config is not a regular file (a character device)",
-                "too-large": "the config is too large (16,777,217 bytes, at most 16,777,216)",
+                "too-large": "the config is too large (67,108,865 bytes, at most 67,108,864)",
                 "missing": "cannot read config: No such file or directory"}[kind]
     if kind == "fifo":
         os.mkfifo(path)  # nobody writes: a blocking open would wait forever
@@ -269,7 +269,7 @@ def test_a_config_that_is_not_a_small_regular_file_is_refused_at_once(tmp_path: 
         path = Path("/dev/zero")
     elif kind == "too-large":
         with path.open("wb") as f:
-            f.truncate(16 * 1024 * 1024 + 1)
+            f.truncate(64 * 1024 * 1024 + 1)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert [str(i) for i in info.value.issues] == [f"{path}: {expected}"]
