@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import platform
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from probed.output import catalog, process
 from probed.output.webstats import REFUSAL_CAUSES, WebStats
 from probed.probes import MetricAlias, ProbeKind, get_kind
 from probed.redact import redact
+from probed.runtime import collector
 from probed.runtime.daemon import Daemon, ReloadStatus
 from probed.runtime.ring import QUANTILES
 from probed.runtime.scheduler import LATENESS_BUCKETS, SchedulerStats
@@ -432,7 +432,7 @@ def _self_metrics(view: ExpositionView, probe_count: int) -> str:
             f"probed_config_last_reload_success_timestamp_seconds {num(view.reload.last_success_ts)}"],
         "probed_build_info": [f'probed_build_info{{version="{__version__}",python="{platform.python_version()}"}} 1'],
         "probed_event_loop_tasks": [f"probed_event_loop_tasks {len(asyncio.all_tasks())}"],
-        "probed_gc_frozen_objects": [f"probed_gc_frozen_objects {gc.get_freeze_count()}"],
+        "probed_gc_frozen_objects": [f"probed_gc_frozen_objects {collector.frozen_objects()}"],
         "probed_shard_info": [f'probed_shard_info{{shard="{view.shard.index}",shards="{view.shard.count}"}} 1'],
         "probed_shard_probes": [f"probed_shard_probes {probe_count}"],
         "probed_web_connections": [f"probed_web_connections {web.connections_open}"],
