@@ -67,11 +67,11 @@ def test_settle_freezes_the_survivors_and_sweeps_young_garbage_less_often() -> N
 def test_the_frozen_count_is_taken_once_when_settling_not_walked_at_every_scrape() -> None:
     kept = [[i] for i in range(1000)]
     collector.settle()
-    frozen = gc.get_freeze_count()
-    assert collector.frozen_objects() == frozen >= len(kept)
+    frozen = collector.frozen_objects()
+    assert frozen >= len(kept)
     more = [[i] for i in range(1000)]
-    gc.freeze()  # someone else froze more: the figure is the settle's, until the next one
+    gc.freeze()  # frozen by someone else: the figure stays the settle's until the next one
     assert collector.frozen_objects() == frozen
     collector.settle()
-    assert collector.frozen_objects() == gc.get_freeze_count() >= frozen + len(more)
+    assert collector.frozen_objects() >= frozen + len(more)
     gc.unfreeze()
