@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--probes", type=int, default=10_000)
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--interval", type=float, default=10.0, help="probe interval, sizes the raw ring")
+    p.add_argument("--latency-threshold", action="store_true",
+                   help="rings of probes with a latency threshold of their own (a third bucket row)")
     args = p.parse_args(argv)
 
     capacity = raw_capacity_for(args.interval)
     tracemalloc.start()
-    rings = [ProbeRing(capacity, 0.3, interval_s=args.interval) for _ in range(args.probes)]
+    rings = [ProbeRing(capacity, 0.3, interval_s=args.interval, fast_row=args.latency_threshold)
+             for _ in range(args.probes)]
     mem_bytes, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_probes_percentiles_ms": round(read_cpu * 1000, 1),
         "all_probes_30d_window_ms": round(window_cpu * 1000, 1),
         "kib_per_probe": round(mem_bytes / count / 1024, 1),
+        "fast_row": args.latency_threshold,
     }))
     return 0
 

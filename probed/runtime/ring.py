@@ -85,21 +85,32 @@ def counter_type(width_s: int, interval_s: float) -> str:
 class Buckets:
     """A circular block of counters, one slot per time bucket: attempts, failures, fast.
 
-    One array holds the three rows back to back ([attempts | failures | fast], `size` each): one
-    object per tier instead of three, and the block is what a checkpoint writes as it is. Counters
-    are as narrow as the probe's interval allows (`counter_type`): a probe every 30 s needs one
-    byte per minute and per hour, a probe every 100 ms two.
+    One array holds the rows back to back ([attempts | failures | fast], `size` each): one object
+    per tier instead of three, and the block is what a checkpoint writes as it is. Counters are as
+    narrow as the probe's interval allows (`counter_type`): a probe every 30 s needs one byte per
+    minute and per hour, a probe every 100 ms two. Without a latency threshold of its own a probe's
+    fast attempts are exactly its successes (nothing succeeds after the timeout), so its tiers
+    keep two rows (`rows=2`) and readers derive the third: a third less memory for most probes.
     The writer tracks the newest bucket it has written (`last`); moving into a new bucket clears
     the slots skipped since, so a slot always holds exactly one bucket and no per-slot tag is
     needed: the valid buckets are the `size` ones ending at `last`.
     """
 
-    __slots__ = ("block", "last", "size", "width")
+    __slots__ = ("block", "last", "rows_kept", "size", "width")
 
-    def __init__(self, size: int, width_s: int, typecode: str = "H") -> None:
-        self.size, self.width = size, width_s
+    def __init__(self, size: int, width_s: int, typecode: str = "H", rows: int = 3) -> None:
+        assert rows in (2, 3)
+        self.size, self.width, self.rows_kept = size, width_s, rows
         self.last = -(2**62)
-        self.block = array(typecode, bytes(3 * size * array(typecode).itemsize))
+        self.block = array(typecode, bytes(rows * size * array(typecode).itemsize))
+
+    def keep_fast_row(self) -> None:
+        """Keep the fast row from now on (a latency threshold was configured): until now every
+        success was fast, so the row starts as attempts - failures."""
+        if self.rows_kept == 2:
+            size, block = self.size, self.block
+            block.extend(array(block.typecode, (block[i] - block[size + i] for i in range(size))))
+            self.rows_kept = 3
 
     def add(self, ts: float, failed: bool, fast: bool) -> None:
         bucket = int(ts) // self.width
@@ -113,23 +124,21 @@ class Buckets:
             block[slot] += 1
             if failed:
                 block[self.size + slot] += 1
-            if fast:
+            elif fast and self.rows_kept == 3:
                 block[2 * self.size + slot] += 1
         except OverflowError:
             # Only reachable with a clock stuck inside one bucket: saturate rather than fail a record.
             pass
 
     def _advance(self, bucket: int) -> None:
-        size, block = self.size, self.block
-        if bucket == self.last + 1:  # the usual step: one new bucket
-            slot = bucket % size
-            block[slot] = block[size + slot] = block[2 * size + slot] = 0
-        elif bucket - self.last >= size:  # a first record, or a gap longer than the span
-            block[:] = array(block.typecode, bytes(3 * size * block.itemsize))
-        else:
+        size, block, rows = self.size, self.block, range(0, self.rows_kept * self.size, self.size)
+        if bucket - self.last >= size:  # a first record, or a gap longer than the span
+            block[:] = array(block.typecode, bytes(len(block) * block.itemsize))
+        else:  # usually one new bucket
             for b in range(self.last + 1, bucket + 1):
                 slot = b % size
-                block[slot] = block[size + slot] = block[2 * size + slot] = 0
+                for row in rows:
+                    block[row + slot] = 0
         self.last = bucket
 
     def rows(self, lo: int, hi: int) -> npt.NDArray[np.uint16]:
@@ -142,7 +151,10 @@ class Buckets:
             return out
         idx = np.arange(first, last + 1) % self.size
         counts = np.frombuffer(self.block, dtype=np.uint8 if self.block.typecode == "B" else np.uint16)
-        out[:, first - lo:last - lo + 1] = counts.reshape(3, self.size)[:, idx]
+        kept = self.rows_kept
+        out[:kept, first - lo:last - lo + 1] = counts.reshape(kept, self.size)[:, idx]
+        if kept == 2:
+            out[2] = out[0] - out[1]  # every success is fast (see the class docstring)
         return out
 
     def window(self, now: float, window_s: float) -> WindowCounts:
@@ -166,8 +178,9 @@ class ProbeRing:
     )
 
     def __init__(self, capacity: int, latency_threshold_s: float,
-                 buckets: Sequence[float] = DEFAULT_BUCKETS, interval_s: float = 0.1) -> None:
-        """`interval_s` sizes the bucket counters (the default, the shortest interval, is widest)."""
+                 buckets: Sequence[float] = DEFAULT_BUCKETS, interval_s: float = 0.1, fast_row: bool = True) -> None:
+        """`interval_s` sizes the bucket counters (the default, the shortest interval, is widest);
+        `fast_row` False: the latency threshold is the timeout, and fast attempts are the successes."""
         self.capacity = capacity
         self.latency_threshold_s = latency_threshold_s
         self._ts = array("d", [0.0]) * capacity
@@ -176,8 +189,9 @@ class ProbeRing:
         self._lat = array("f", [0.0]) * capacity
         self._reason = array("B", [0]) * capacity
         self.written = 0
-        self.minutes = Buckets(MINUTE_SLOTS, 60, counter_type(60, interval_s))
-        self.hours = Buckets(HOUR_SLOTS, 3600, counter_type(3600, interval_s))
+        rows = 3 if fast_row else 2
+        self.minutes = Buckets(MINUTE_SLOTS, 60, counter_type(60, interval_s), rows)
+        self.hours = Buckets(HOUR_SLOTS, 3600, counter_type(3600, interval_s), rows)
         self.successes_total = 0
         self.failures_total = 0
         self.fast_total = 0

@@ -113,13 +113,17 @@ class ProbeState:
     @classmethod
     def new(cls, spec: ProbeSpec, secrets: frozenset[str] = frozenset()) -> ProbeState:
         threshold = spec.latency_threshold if spec.latency_threshold is not None else spec.timeout
-        return cls(spec, ProbeRing(raw_capacity_for(spec.interval), threshold, interval_s=spec.interval), secrets)
+        ring = ProbeRing(raw_capacity_for(spec.interval), threshold, interval_s=spec.interval,
+                         fast_row=spec.latency_threshold is not None)
+        return cls(spec, ring, secrets)
 
     def adopt(self, spec: ProbeSpec, secrets: frozenset[str]) -> ProbeState:
         """The same probe after a reload: keep history and counters, take the new spec."""
         self.spec, self.secrets = spec, secrets
         if spec.latency_threshold is not None:
             self.ring.latency_threshold_s = spec.latency_threshold
+            self.ring.minutes.keep_fast_row()
+            self.ring.hours.keep_fast_row()
         else:
             self.ring.latency_threshold_s = spec.timeout
         return self

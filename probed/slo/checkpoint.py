@@ -133,6 +133,7 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
         "name": state.spec.name, "key": ring_key(state.spec),
         "minutes_last": ring.minutes.last, "hours_last": ring.hours.last,
         "counters": [ring.minutes.block.typecode, ring.hours.block.typecode],
+        "rows": [ring.minutes.rows_kept, ring.hours.rows_kept],
         "successes": ring.successes_total, "failures": ring.failures_total, "fast": ring.fast_total,
         "hist": list(ring.hist_counts), "hist_sum": ring.hist_sum,
         "by_reason": {r.value: n for r, n in state.failures_by_reason.items()},
@@ -203,7 +204,11 @@ def _split(header: dict[str, Any], body: bytes) -> list[bytes]:
     sizes = []
     for entry in header.get("probes", ()):
         minutes, hours = entry["counters"]
-        sizes += [3 * MINUTE_SLOTS * array(minutes).itemsize, 3 * HOUR_SLOTS * array(hours).itemsize]
+        minutes_rows, hours_rows = entry.get("rows", (3, 3))  # checkpoints before two-row tiers had three
+        if {minutes_rows, hours_rows} - {2, 3}:
+            raise CheckpointError(f"corrupt: {minutes_rows} and {hours_rows} rows of buckets (2 or 3 expected)")
+        sizes += [minutes_rows * MINUTE_SLOTS * array(minutes).itemsize,
+                  hours_rows * HOUR_SLOTS * array(hours).itemsize]
     sizes += [3 * HOUR_SLOTS * array("H").itemsize for s in header.get("slos", ()) if "ledger" in s]
     if sum(sizes) != len(body):
         raise CheckpointError(f"corrupt: {len(body)} bytes of buckets where {sum(sizes)} were expected")
@@ -233,9 +238,10 @@ class Restorer:
         entry, minutes, hours = found
         ring = state.ring
         minutes_type, hours_type = entry["counters"]
-        _fill(ring.minutes, array(minutes_type, minutes))
+        minutes_rows, hours_rows = entry.get("rows", (3, 3))  # checked by read()
+        _fill(ring.minutes, array(minutes_type, minutes), minutes_rows)
         ring.minutes.last = entry["minutes_last"]
-        _fill(ring.hours, array(hours_type, hours))
+        _fill(ring.hours, array(hours_type, hours), hours_rows)
         ring.hours.last = entry["hours_last"]
         ring.successes_total, ring.failures_total = entry["successes"], entry["failures"]
         ring.fast_total = entry["fast"]
@@ -269,8 +275,14 @@ class Restorer:
 _REASONS = {r.value for r in Reason}
 
 
-def _fill(tier: Buckets, counts: array[int]) -> None:
-    """Copy checkpointed counters into a tier, widening or saturating if its width changed."""
+def _fill(tier: Buckets, counts: array[int], rows: int) -> None:
+    """Copy checkpointed counters into a tier, widening or saturating if its width changed, and
+    dropping or deriving the fast row if the probe gained or lost its own latency threshold."""
+    size = tier.size
+    if rows == 3 and tier.rows_kept == 2:
+        counts = counts[:2 * size]
+    elif rows == 2 and tier.rows_kept == 3:
+        counts = counts + array(counts.typecode, (counts[i] - counts[size + i] for i in range(size)))
     if counts.typecode == tier.block.typecode:
         tier.block[:] = counts
     else:

@@ -158,3 +158,27 @@ def test_a_bucket_pushed_past_its_width_saturates_instead_of_failing_the_record(
         ring.record(1_700_000_040.0, 0.01, 0)
     assert ring.window_counts(1_700_000_040.0, 60).attempts == 255
     assert ring.successes_total == 300
+
+
+def test_without_a_threshold_of_its_own_a_probe_keeps_two_rows_and_its_successes_are_fast() -> None:
+    lean = ProbeRing(64, 0.5, interval_s=10.0, fast_row=False)
+    full = ProbeRing(64, 0.5, interval_s=10.0)
+    for ring in (lean, full):
+        now = fill(ring, 7200, step=1.0, fail_every=10)  # latencies up to 0.099 s: all within 0.5 s
+    assert len(lean.hours.block) == 2 * HOUR_SLOTS and len(full.hours.block) == 3 * HOUR_SLOTS
+    for window in (300, 3600, 86400):
+        assert lean.window_counts(now, window) == full.window_counts(now, window)
+    assert lean.window_counts(now, 300).fast == lean.window_counts(now, 300).successes
+
+
+def test_a_threshold_configured_later_starts_its_fast_row_from_the_successes_so_far() -> None:
+    ring = ProbeRing(64, 0.5, interval_s=1.0, fast_row=False)
+    now = fill(ring, 120, step=1.0, fail_every=10)  # two minutes, every attempt within 0.1 s
+    before = ring.window_counts(now, 300)
+    ring.latency_threshold_s = 0.05
+    ring.minutes.keep_fast_row()
+    ring.hours.keep_fast_row()
+    assert ring.window_counts(now, 300) == before  # history unchanged: every success was fast
+    ring.record(now + 1, 0.2, 0)  # a success slower than the new threshold
+    after = ring.window_counts(now + 1, 300)
+    assert (after.attempts, after.fast) == (before.attempts + 1, before.fast)

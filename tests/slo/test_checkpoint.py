@@ -266,8 +266,27 @@ def test_counters_restore_across_a_change_of_width() -> None:
     from probed.runtime.ring import Buckets
 
     narrow = Buckets(4, 60, "B")
-    checkpoint._fill(narrow, array("H", [1, 300, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+    checkpoint._fill(narrow, array("H", [1, 300, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 3)
     assert list(narrow.block) == [1, 255, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     wide = Buckets(4, 60, "H")
-    checkpoint._fill(wide, array("B", [7] * 12))
+    checkpoint._fill(wide, array("B", [7] * 12), 3)
     assert list(wide.block) == [7] * 12
+
+
+@pytest.mark.parametrize(("saved_threshold", "restored_threshold"), [(None, "50ms"), ("50ms", None)])
+async def test_history_carries_over_when_a_probe_gains_or_loses_its_latency_threshold(
+        tmp_path: Path, saved_threshold: str | None, restored_threshold: str | None) -> None:
+    def with_threshold(threshold: str | None) -> Config:
+        extra = "" if threshold is None else f", latency_threshold: {threshold}"
+        return config(f'probes:\n  - {{name: api, type: tcp, target: "127.0.0.1:9", interval: 10s{extra}}}\n'
+                      '  - {name: db, type: tcp, target: "127.0.0.1:5432", interval: 10s}\n')
+
+    before = history(with_threshold(saved_threshold))  # every success within 10 ms: all fast either way
+    path = await saved(tmp_path, with_threshold(saved_threshold), before, SloEngine())
+    restorer = checkpoint.load(path)
+    assert restorer is not None
+    after = ProbeState.new(with_threshold(restored_threshold).probes[0])
+    assert restorer.restore_probe(after)
+
+    for window in (300.0, 3600.0, 86400.0):
+        assert after.ring.window_counts(NOW, window) == before["api"].ring.window_counts(NOW, window)
