@@ -54,12 +54,13 @@ KIND = ProbeKind(
         "authority_rrs": MetricAlias("probe_dns_authority_rrs", "Records in the authority section."),
         "additional_rrs": MetricAlias("probe_dns_additional_rrs",
                                       "Records in the additional section (the EDNS OPT record not counted)."),
-        # The server's address (an address, never a name: nothing to resolve, so no lookup time).
+        # The server's address and its IP version.
         IP_PROTOCOL_VALUE: LOOKUP_ALIAS[IP_PROTOCOL_VALUE],
         IP_ADDR_HASH_VALUE: LOOKUP_ALIAS[IP_ADDR_HASH_VALUE],
     },
     describe=describe,
     phases=("udp", "tcp"),
+    values=("query_time_seconds",),
     infos={"probed_dns_rcode_info": "The response code of the last answer (value 1)."},
 )
 
