@@ -14,18 +14,22 @@ Prints one JSON line with the goal figures of docs/performance.md: `ready_second
 to `/-/ready`), `rss_mib`, lateness p50/p99/max idle and scraped (every attempt's lateness, not a
 sample), `scrape_wall_ms` (the scraper's wall time for one gzip body) and `scrape_cpu_ms` (the
 daemon's CPU while it runs, which includes the probes that ran meanwhile), `render_cpu_ms` (one
-render alone), body bytes raw and gzip, series per probe by type, the longest garbage-collector
-pass while scraped, and `false_failures`: failed attempts against a healthy peer, by reason.
+render alone, every probe's cached lines dropped first), `render_cpu_ms_warm` (a second one right
+after), `rss_mib_scraped` (after the scrapes, with every probe's lines cached), body bytes raw and
+gzip, series per probe by type, the longest garbage-collector pass while scraped, and
+`false_failures`: failed attempts against a healthy peer, by reason.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import gc
 import gzip
 import json
 import os
+import pstats
 import re
 import resource
 import sys
@@ -39,6 +43,7 @@ import aiohttp
 from aiohttp import web
 
 from bench.targets import free_port, http_target, other_core, pin_to_first_core
+from probed.output import fragments
 from probed.output.exposition import ExpositionView, render
 from probed.output.web import make_app
 from probed.runtime import slicing
@@ -216,10 +221,24 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
 
             # One render without yielding, so its CPU time is the render's alone (the scrapes'
             # figure above also holds the probes that ran while the render yielded to them).
+            # Cold: every probe's cached lines dropped first (fragments.py), as after a start or a
+            # reload; warm: a second render right after, which finds every probe unchanged but
+            # those that ran meanwhile.
+            rss_scraped = rss_mib()
             slicing.SLICE_S = float("inf")
+            fragments.forget(list(daemon.states.values()))
             c0 = time.process_time()
             body = await render(ExpositionView.of(daemon))
             render_cpu = time.process_time() - c0
+            profiler = cProfile.Profile() if os.environ.get("BENCH_PROFILE_RENDER") else None
+            c0 = time.process_time()
+            if profiler is not None:
+                profiler.enable()
+            await render(ExpositionView.of(daemon))
+            render_cpu_warm = time.process_time() - c0
+            if profiler is not None:  # the warm render's hot spots, on stderr
+                profiler.disable()
+                pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
             median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
             return {
                 "probes": probes,
@@ -237,7 +256,11 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 "scrape_wall_ms_median": round(median(scrape_wall) * 1000),
                 "scrape_wall_ms_max": round(max(scrape_wall) * 1000),
                 "scrape_cpu_ms_median": round(median(scrape_cpu) * 1000),
+                "scrape_cpu_ms_each": [round(c * 1000) for c in scrape_cpu],
+                "scrape_wall_ms_each": [round(w * 1000) for w in scrape_wall],
                 "render_cpu_ms": round(render_cpu * 1000),
+                "render_cpu_ms_warm": round(render_cpu_warm * 1000),
+                "rss_mib_scraped": round(rss_scraped, 1),
                 "body_bytes": len(body),
                 "body_gzip_bytes": len(gzip.compress(body, 1)),
                 "series": body.count(b"\n") - body.count(b"\n#"),

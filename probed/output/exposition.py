@@ -2,9 +2,10 @@
 
 prometheus_client's metric objects and `generate_latest` cost microseconds per line and render
 on the event loop in one piece: with tens of thousands of probes, seconds of stalled probes. Here
-each probe's label set is escaped once, lines are formatted straight from the ring's counters,
-and rendering yields to the event loop between slices of work (runtime/slicing.py) so probes
-keep their schedule while a scrape renders; the body is streamed out in chunks. Percentiles come
+each probe's label set is escaped once, lines are formatted straight from the ring's counters
+and kept per probe until something they show changes (fragments.py), and rendering yields to
+the event loop between slices of work (runtime/slicing.py) so probes keep their schedule while
+a scrape renders; the body is streamed out in chunks. Percentiles come
 from a cache the daemon's summarizer refreshes in small slices in the background (computing them
 for every probe at once would itself be a stall).
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 
 from probed import __version__
 from probed.config.model import MetricsSettings, ProbeSpec
-from probed.output import catalog, process
+from probed.output import catalog, fragments, process
 from probed.output.webstats import REFUSAL_CAUSES, WebStats
 from probed.probes import MetricAlias, ProbeKind, get_kind
 from probed.redact import redact
@@ -42,7 +43,6 @@ from probed.slo.engine import SloEngine, SloReport
 STANDARD = MetricsSettings()
 """The default profile."""
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BATCH = 32  # probes per writer call, between looks at the clock
 
 
 def escape(value: str) -> str:
@@ -110,7 +110,7 @@ class _ProbeText:
 
 
 def _probe_text(state: ProbeState, static: Mapping[str, str]) -> _ProbeText:
-    cached = state.exposition_cache
+    cached = fragments.text_of(state.exposition_cache)
     if isinstance(cached, _ProbeText) and cached.spec is state.spec and cached.static is static:
         return cached
     spec = state.spec
@@ -277,9 +277,10 @@ _WRITERS: Mapping[str, Writer] = {
 _FAMILIES: tuple[tuple[catalog.Family, Writer], ...] = tuple((f, _WRITERS[f.name]) for f in catalog.PROBE_FAMILIES)
 
 
-def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
-                      metrics: MetricsSettings) -> list[tuple[str, str, str, Writer]]:
-    """The probe types' own families (blackbox-named values, info metrics) the results carry."""
+def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]], metrics: MetricsSettings,
+                      ) -> tuple[list[tuple[str, str, str, Writer]], tuple[object, ...]]:
+    """The probe types' own families (blackbox-named values, info metrics) the results carry,
+    and what they render from (equal for two renders whose families write alike)."""
     aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
     infos: dict[str, str] = {}
     seen: set[tuple[str, str]] = set()  # (type, value or info name): most probes repeat their type's
@@ -300,38 +301,37 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]],
                 infos.setdefault(name, kind.infos.get(name, catalog.INFO_HELP))
     families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
     families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
-    return families
+    signature = (tuple((a.metric, a.kind, a.help, tuple(names.items())) for a, names in aliased.values()),
+                 tuple(infos.items()))
+    return families, signature
 
 
 
 async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
     """The exposition body, family by family, in chunks of at most one slice of work each.
 
-    Families are rendered one after the other over all probes, so a chunk can leave as soon as
-    it is made: the process holds one slice of the body at a time, never the whole body of a
+    Each probe's lines come from its fragment (fragments.py), re-rendered only when something
+    they depend on changed; then every family is gathered from the fragments' segments, so a
+    chunk can leave as soon as it is made and the process never holds the whole body of a
     large scrape. Between slices the generator yields to the event loop.
     """
     now = time.time() if now is None else now
     static = view.static_labels
-    pairs = [(state, _probe_text(state, static)) for state in view.states]
+    pairs, distinct = fragments.label_texts(view.states, lambda state: _probe_text(state, static))
     slices = Slices()
     metrics = view.metrics
     ctx = Render(now, view.windows, None if metrics.wants("percentiles") else catalog.LEAN_QUANTILES)
     fixed = [(f.name, f.type, f.help, write) for f, write in _FAMILIES if f.exported(metrics)]
-    for name, kind, help_text, write in (*fixed, *_dynamic_families(pairs, metrics)):
-        header = f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
-        lines: list[str] = []
-        for i in range(0, len(pairs), BATCH):
-            write(lines, pairs[i:i + BATCH], ctx)
-            if slices.due():
-                if lines:
-                    lines.append("")
-                    yield (header + "\n".join(lines)).encode()
-                    header, lines = "", []
-                await slices.pause()
-        if lines:
-            lines.append("")
-            yield (header + "\n".join(lines)).encode()
+    dynamic, dynamic_signature = _dynamic_families(distinct, metrics)
+    families = (*fixed, *dynamic)
+    names = [name for name, *_ in families]
+    layout = fragments.layout(
+        (metrics, ctx.windows, ctx.quantiles, tuple(names[:len(fixed)]), dynamic_signature),
+        [write for *_, write in families], names.index(catalog.LATENCY) if catalog.LATENCY in names else None)
+    cut = await fragments.current_all(pairs, layout, ctx, slices)
+    headers = [f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n".encode() for name, kind, help_text, _ in families]
+    async for chunk in fragments.family_chunks(headers, cut, slices):
+        yield chunk
     if view.slos:
         yield _slo_metrics(view.slos, view.static_labels).encode()
     yield _self_metrics(view, len(view.states)).encode()
