@@ -35,6 +35,7 @@ from array import array
 from types import ModuleType
 from typing import Any
 
+from bench.scale import rss_mib
 from bench.targets import pin_to_first_core
 from probed.config.model import ProbeSpec
 from probed.result import ProbeResult
@@ -100,14 +101,6 @@ def load_scheduler(path: str | None) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def quantile(data: list[float], q: float) -> float:
