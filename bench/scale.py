@@ -9,6 +9,7 @@ daemon runs as in production, with its HTTP server, on the first core. After a w
 enough for every probe to run once, it measures scheduler lateness with nobody scraping
 (`--seconds`), then with a scraper process on the other core fetching /metrics every
 `--scrape-every` seconds with `Accept-Encoding: gzip`, as Prometheus does (`--seconds` again).
+One scrape before the idle period is measured apart (`first_scrape_*`): it renders every probe.
 
 Prints one JSON line with the goal figures of docs/performance.md: `ready_seconds` (config read
 to `/-/ready`), `rss_mib`, lateness p50/p99/max idle and scraped (every attempt's lateness, not a
@@ -197,6 +198,9 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             # Every probe runs at least once before measuring (the longest interval).
             await asyncio.sleep(max(float(i.rstrip("s")) for i in intervals) + 2)
             rss = rss_mib()
+            # The first scrape after a start renders every probe's lines (later ones only the
+            # probes that ran since): measured on its own, before the steady state.
+            first_cpu, first_wall, _ = await _scrape(scraper)
             failures0 = _failures(daemon)
 
             lateness.on = True
@@ -256,6 +260,8 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 "scrape_wall_ms_median": round(median(scrape_wall) * 1000),
                 "scrape_wall_ms_max": round(max(scrape_wall) * 1000),
                 "scrape_cpu_ms_median": round(median(scrape_cpu) * 1000),
+                "first_scrape_cpu_ms": round(first_cpu * 1000),
+                "first_scrape_wall_ms": round(first_wall * 1000),
                 "scrape_cpu_ms_each": [round(c * 1000) for c in scrape_cpu],
                 "scrape_wall_ms_each": [round(w * 1000) for w in scrape_wall],
                 "render_cpu_ms": round(render_cpu * 1000),

@@ -63,6 +63,7 @@ class Daemon:
         self.reload_status = ReloadStatus(successful=False, last_success_ts=0.0)
         self._reload_lock = asyncio.Lock()
         self._summarizer: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self.ready = False
 
     # ---- start / stop
@@ -76,6 +77,7 @@ class Daemon:
             await self.probes.ready()
         self.reload_status = ReloadStatus(True, time.time())
         self._summarizer = asyncio.create_task(self._summarize(), name="summarizer")
+        self._sweeper = asyncio.create_task(collector.sweep(), name="gc-sweeper")
         collector.settle()
         self.ready = True
         log.info("probed started with %d probes from %s", len(self.states), config.path)
@@ -91,9 +93,10 @@ class Daemon:
     async def shutdown(self) -> None:
         self.ready = False
         grace = self.config.scheduler.shutdown_grace if self.config else 5.0
-        if self._summarizer is not None:
-            self._summarizer.cancel()
-            await asyncio.gather(self._summarizer, return_exceptions=True)
+        for task in (self._summarizer, self._sweeper):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.scheduler is not None:
             await self.scheduler.shutdown(grace)
         await self.probes.aclose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import threading
 from collections.abc import Iterator
@@ -75,3 +76,44 @@ def test_the_frozen_count_is_taken_once_when_settling_not_walked_at_every_scrape
     collector.settle()
     assert collector.frozen_objects() >= frozen + len(more)
     gc.unfreeze()
+
+
+def test_after_settling_the_collector_never_starts_a_full_collection_by_itself() -> None:
+    collector.settle()
+    assert gc.get_threshold()[2] >= 1 << 30
+    full = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(1)
+
+    gc.callbacks.append(count)
+    try:
+        for _ in range(300):  # ~3,000 young collections' worth of surviving containers
+            _ = [[i] for i in range(5000)]
+    finally:
+        gc.callbacks.remove(count)
+    assert full == []
+
+
+async def test_the_sweeper_runs_full_collections_on_its_timer_but_not_while_paused() -> None:
+    collected: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            collected.append(1)
+
+    gc.callbacks.append(count)
+    sweeper = asyncio.create_task(collector.sweep(every_s=0.01))
+    try:
+        with collector.paused():
+            await asyncio.sleep(0.1)
+            assert collected == []
+        for _ in range(500):  # bounded: at most 5 s
+            if collected:
+                break
+            await asyncio.sleep(0.01)
+        assert collected
+    finally:
+        sweeper.cancel()
+        gc.callbacks.remove(count)
