@@ -201,6 +201,7 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             # The first scrape after a start renders every probe's lines (later ones only the
             # probes that ran since): measured on its own, before the steady state.
             first_cpu, first_wall, _ = await _scrape(scraper)
+            await asyncio.sleep(scrape_every)  # the attempts it delayed are done before measuring
             failures0 = _failures(daemon)
 
             lateness.on = True
