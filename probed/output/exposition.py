@@ -283,22 +283,18 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]], metrics: Metri
     and what they render from (equal for two renders whose families write alike)."""
     aliased: dict[str, tuple[MetricAlias, dict[str, str]]] = {}
     infos: dict[str, str] = {}
-    seen: set[tuple[str, str]] = set()  # (type, value or info name): most probes repeat their type's
-    for state, text in pairs:
+    for state, text in pairs:  # one probe per distinct set of names (fragments.label_texts)
         last = state.last
         if last is None:
             continue
-        type_name = text.spec.type
-        for name in (*last.values, *last.info):
-            if (type_name, name) in seen:
-                continue
-            seen.add((type_name, name))
-            kind = _kind(type_name)
-            alias = kind.aliases.get(name) if name in last.values else None
+        kind = _kind(text.spec.type)
+        for name in last.values:
+            alias = kind.aliases.get(name)
             if alias is not None and catalog.in_profile(catalog.profile_of(alias.metric), metrics):
-                aliased.setdefault(alias.metric, (alias, {}))[1][type_name] = name
-            if name in last.info and catalog.in_profile(catalog.profile_of(name), metrics):
-                infos.setdefault(name, kind.infos.get(name, catalog.INFO_HELP))
+                aliased.setdefault(alias.metric, (alias, {}))[1][text.spec.type] = name
+        for metric in last.info:
+            if catalog.in_profile(catalog.profile_of(metric), metrics):
+                infos.setdefault(metric, kind.infos.get(metric, catalog.INFO_HELP))
     families = [(a.metric, a.kind, a.help, _alias_writer(a.metric, names)) for a, names in aliased.values()]
     families += [(m, "gauge", help_text, _info_writer(m)) for m, help_text in infos.items()]
     signature = (tuple((a.metric, a.kind, a.help, tuple(names.items())) for a, names in aliased.values()),

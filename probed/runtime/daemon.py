@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from probed.config.model import Config, MetricsSettings, ProbeSpec
 from probed.config.schema import ConfigError
 from probed.runtime import collector
+from probed.runtime.clock import Clock
 from probed.runtime.probeset import ProbeSet, load_config
-from probed.runtime.scheduler import Clock, Scheduler
+from probed.runtime.scheduler import Scheduler
 from probed.runtime.shard import UNSHARDED, Shard
 from probed.runtime.slicing import Slices
 from probed.runtime.state import ProbeState
@@ -188,7 +189,8 @@ class Daemon:
                 now = time.time()
                 if not state.percentiles_fresh(windows, now):
                     state.refresh_percentiles(windows, now)
-                await slices.tick()  # also between fresh ones: 100,000 checks are a stall too
+                if slices.due():  # also between fresh ones: 100,000 checks are a stall too
+                    await slices.pause()
 
 
 def _ring_compatible(old: ProbeSpec, new: ProbeSpec) -> bool:

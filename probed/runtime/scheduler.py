@@ -26,22 +26,20 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
-import time
 from array import array
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from heapq import heapify, heappop, heappush
-from typing import Protocol
 
 from probed.probes import Probe
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
+from probed.runtime.clock import Clock, LoopClock, next_slot, phase_of, set_done, wake_up
 from probed.runtime.state import ProbeState
 
 log = logging.getLogger("probed.scheduler")
@@ -57,78 +55,6 @@ DISPATCH_BATCH = 512
 or many probes sharing a phase) lets the attempts it started and the loop's I/O run meanwhile."""
 STALE_SLACK = 64
 """Stale heap or FIFO items tolerated beyond half the live ones before a sweep removes them."""
-
-
-class Clock(Protocol):
-    def now(self) -> float:
-        """Monotonic seconds (the event loop's clock)."""
-        ...
-
-    def wall(self) -> float:
-        """Unix seconds, for phases anchored to wall time and for timestamps."""
-        ...
-
-    def sleep_until(self, deadline: float) -> Awaitable[None]: ...
-
-
-class LoopClock:
-    """The production clock: the running loop's time and asyncio.sleep."""
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-
-    def now(self) -> float:
-        return self._loop.time()
-
-    def wall(self) -> float:
-        return time.time()
-
-    def sleep_until(self, deadline: float) -> Awaitable[None]:
-        # uvloop rounds timers to whole milliseconds; below that a sleep returns at once and a
-        # loop would spin. Starting up to 1 ms early is fine: lateness is what we guarantee.
-        if deadline - self._loop.time() <= 0.001:
-            return _DONE
-        # A bare future and one timer rather than `await asyncio.sleep()`: the fewest objects a
-        # sleep can keep alive (the dispatcher sleeps this way between every batch of deadlines).
-        wake = self._loop.create_future()
-        self._loop.call_at(deadline, _set_done, wake)
-        return wake
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():  # cancelled meanwhile (the dispatcher was woken early, or shut down)
-        future.set_result(None)
-
-
-def _wake_up(wake: asyncio.Future[None], _timer: asyncio.Future[None]) -> None:
-    _set_done(wake)
-
-
-class _Done:
-    """An awaitable that is already complete: awaiting it does not suspend."""
-
-    def __await__(self) -> Generator[None, None, None]:
-        return
-        yield
-
-
-_DONE = _Done()
-
-
-def phase_of(name: str, interval: float) -> float:
-    """The probe's fixed offset within its interval, from a stable hash of its name."""
-    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") / 2**64) * interval
-
-
-def first_deadline(name: str, interval: float, now: float, wall: float) -> float:
-    """The next monotonic instant at which (wall time - phase) is a multiple of the interval."""
-    return _next_slot(phase_of(name, interval), interval, now, wall)
-
-
-def _next_slot(phase: float, interval: float, now: float, wall: float) -> float:
-    k = math.ceil((wall - phase) / interval)
-    return now + (phase + k * interval - wall)
 
 
 @dataclass
@@ -296,7 +222,7 @@ class Scheduler:
         if self._sleeping_until > -math.inf:
             self._sleeping_until = -math.inf
             if self._wake is not None:
-                _set_done(self._wake)
+                set_done(self._wake)
 
     def _unschedule(self, entry: _Entry) -> None:
         if entry.seq:
@@ -314,7 +240,7 @@ class Scheduler:
                 new, self._new = self._new, []
                 for fresh in new:
                     if not fresh.stopped:
-                        self._schedule(fresh, _next_slot(fresh.phase, fresh.interval, now, wall))
+                        self._schedule(fresh, next_slot(fresh.phase, fresh.interval, now, wall))
             handled = 0
             while heap and heap[0][0] <= clock.now() + DISPATCH_EARLY_S and handled < DISPATCH_BATCH:
                 deadline, seq = heappop(heap)
@@ -344,7 +270,7 @@ class Scheduler:
                 else:
                     wake = loop.create_future()
                     timer = asyncio.ensure_future(sleep)
-                    timer.add_done_callback(partial(_wake_up, wake))
+                    timer.add_done_callback(partial(wake_up, wake))
             self._wake = wake
             try:
                 await wake

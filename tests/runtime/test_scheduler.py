@@ -14,7 +14,8 @@ import pytest
 
 from probed.config.model import ProbeSpec
 from probed.result import ProbeResult, Reason
-from probed.runtime.scheduler import Scheduler, first_deadline, phase_of
+from probed.runtime.clock import first_deadline, phase_of
+from probed.runtime.scheduler import Scheduler
 from probed.runtime.state import ProbeState
 
 WALL0 = 1_800_000_000.0
