@@ -311,7 +311,8 @@ def self_() -> Dashboard:
     return Dashboard(
         uid="probed-self", title="probed / probed itself",
         description="Is probed healthy enough to trust its results: scheduler lateness, event-loop lag, skipped "
-                    "runs, scrape cost, memory and CPU, config reloads, AWS API calls and throttles.",
+                    "runs, scrape duration (as Prometheus measures it), memory and CPU, config reloads, AWS probe "
+                    "attempts and throttles.",
         variables=(DS, JOB, INSTANCE),
         links=DASHBOARD_LINKS,
         panels=(
@@ -349,15 +350,18 @@ def self_() -> Dashboard:
             Panel("In flight and configured", "timeseries", (
                 Query(f"probed_scheduler_in_flight{{{SELF}}}", legend="in flight {{instance}}"),
                 Query(f"probed_probes_configured{{{SELF}}}", legend="configured {{instance}}"))),
-            Panel("Scrape duration and size", "timeseries", (
+            Panel("Scrape duration (Prometheus's scrape_duration_seconds)", "timeseries", (
                 Query(f"scrape_duration_seconds{{{SELF}}}", legend="render + transfer {{instance}}"),),
-                "How long Prometheus waits for a scrape: probed renders it in slices while probing.", unit="s",
+                "Prometheus's own measure of each scrape of probed: the render and the transfer together "
+                "(probed exports no render time of its own). probed renders in slices while probing.", unit="s",
                 overrides=()),
             Panel("Series per scrape", "timeseries", (
-                Query(f"scrape_samples_scraped{{{SELF}}}", legend="{{instance}}"),), "About 1 µs and 110 bytes each."),
+                Query(f"scrape_samples_scraped{{{SELF}}}", legend="{{instance}}"),),
+                "Prometheus's scrape_samples_scraped: render time and body size grow with it."),
             Panel("Memory", "timeseries", (
                 Query(f"process_resident_memory_bytes{{{SELF}}}", legend="resident {{instance}}"),),
-                "Resident memory (the ring is most of it: ~15 KB per probe).", unit="bytes"),
+                "Resident memory; the per-probe latency ring is most of it, so it grows with the probes.",
+                unit="bytes"),
             Panel("CPU", "timeseries", (Query(
                 f"rate(process_cpu_seconds_total{{{SELF}}}[$__rate_interval])", legend="{{instance}}"),),
                 "Cores used.", unit="percentunit"),
@@ -374,17 +378,19 @@ def self_() -> Dashboard:
                 Query(f"changes(probed_config_last_reload_success_timestamp_seconds{{{SELF}}}[$__range])",
                       legend="successful loads in range {{instance}}")),
                 "A failed reload keeps the previous config running (ProbedConfigReloadFailed)."),
-            Panel("AWS API calls (attempts per second)", "timeseries", (Query(
+            Panel("AWS probe attempts per second", "timeseries", (Query(
                 f'sum by (probe) (rate(probed_probes_total{{{SELF}, type="aws"}}[$__rate_interval]))',
                 legend="{{probe}}", feeds="no"),),
-                "AWS checks' attempts; each makes one or a few API calls (`probed check` prints calls per minute "
-                "per service).", unit="ops", stack=True),
-            Panel("AWS throttles and error codes", "timeseries", (
+                "Attempts of the AWS checks, not API calls: probed counts no API calls of its own. Each attempt "
+                "makes one or a few calls (`probed check` prints the calls per minute per service).",
+                unit="ops", stack=True),
+            Panel("AWS throttled attempts and error codes", "timeseries", (
                 Query(f'sum by (probe) (increase(probed_probe_failures_total{{{SELF}, type="aws", '
                       'reason="aws_throttled"}[$__rate_interval]))', legend="throttled {{probe}}", feeds="no"),
                 Query(f'sum by (code) (increase(probed_probe_error_codes_total{{{SELF}, type="aws"}}'
                       "[$__rate_interval]))", legend="{{code}}", feeds="no")),
-                "Throttled attempts (ProbedAWSThrottled) and AWS error codes.", stack=True),
+                "AWS probe attempts that failed throttled (reason aws_throttled: ProbedAWSThrottled), and the "
+                "AWS error codes of failed attempts.", stack=True),
         ),
     )
 

@@ -15,6 +15,8 @@ Where probed differs from Sloth, on purpose:
   say "burning 20x" and Alertmanager templates can show it.
 - Calendar SLOs (`calendar: month | week`) get rolling 30d / 7d windows here: PromQL has no
   calendar ranges. The daemon's own `probed_slo_error_budget_remaining_ratio` is the calendar figure.
+The full list, with the labels, annotations and `sloth_slo_info` values: docs/alerts-and-dashboards.md,
+"Differences from Sloth".
 
 The operational alerts watch probed and its probes; they select `job="<job>"` (the scrape job,
 `--job`), because `probe_success` and `probe_ssl_earliest_cert_expiry` are also blackbox_exporter's
@@ -24,6 +26,7 @@ names and a shared Prometheus would otherwise alert on both.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -81,6 +84,21 @@ class RuleOptions:
     link `<base>#<alert name in lower case>`. Empty: no runbook_url on them."""
 
 
+_DURATION = re.compile(r"(?=\d)((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?")
+
+
+def validate_options(options: RuleOptions) -> None:
+    """Raise ValueError, naming the option, when an option would make rules Prometheus refuses
+    (the CLI calls this to print the message instead of writing a broken file)."""
+    if not _DURATION.fullmatch(options.probe_failing_for):
+        raise ValueError(f"--probe-failing-for {options.probe_failing_for!r} is not a Prometheus duration "
+                         "(such as 5m, 90s, 1h30m)")
+    # The job goes into PromQL strings, one of them inside a template's backquoted query.
+    if not options.job or any(c in options.job for c in '"\\`') or not options.job.isprintable():
+        raise ValueError(f"--job {options.job!r} must be a non-empty scrape job name without quotes, "
+                         "backslashes or control characters")
+
+
 # --------------------------------------------------------------------------- SLO rules
 
 
@@ -121,14 +139,17 @@ def slo_groups(spec: SloSpec) -> list[dict[str, Any]]:
             "labels": {**labels, "sloth_window": window},
         })
     ratio_5m = f"slo:sli_error:ratio_rate5m{{{selector}}}"
-    sli.append({
-        "record": f"slo:sli_error:ratio_rate{own_window}",
-        "expr": (f"sum_over_time({ratio_5m}[{own_window}])\n/ ignoring (sloth_window)\n"
-                 f"count_over_time({ratio_5m}[{own_window}])\n"),
-        # Sloth sets only sloth_window here (the rest comes with the 5m series); the full set keeps
-        # two SLOs' rules distinct for promtool's duplicate-rule lint.
-        "labels": {**labels, "sloth_window": own_window},
-    })
+    if own_window not in SLI_WINDOWS:
+        # A window that is also an alert window (1d, 3d, ...) already has its record above, from
+        # the events' rate: a second rule of the same name and labels would be a duplicate series.
+        sli.append({
+            "record": f"slo:sli_error:ratio_rate{own_window}",
+            "expr": (f"sum_over_time({ratio_5m}[{own_window}])\n/ ignoring (sloth_window)\n"
+                     f"count_over_time({ratio_5m}[{own_window}])\n"),
+            # Sloth sets only sloth_window here (the rest comes with the 5m series); the full set keeps
+            # two SLOs' rules distinct for promtool's duplicate-rule lint.
+            "labels": {**labels, "sloth_window": own_window},
+        })
 
     budget = f"slo:error_budget:ratio{{{selector}}}"
     join = "/ on(sloth_id, sloth_slo, sloth_service) group_left"
@@ -296,6 +317,7 @@ def operational_group(options: RuleOptions) -> dict[str, Any]:
 
 def rule_groups(config: Config, options: RuleOptions | None = None) -> list[dict[str, Any]]:
     options = options or RuleOptions()
+    validate_options(options)
     groups: list[dict[str, Any]] = []
     for spec in config.slos:
         groups.extend(slo_groups(spec))

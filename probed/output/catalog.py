@@ -251,6 +251,9 @@ def reference_markdown() -> str:
         head, *(row(f) for f in SLO_FAMILIES),
         "\n### probed itself\n",
         head, *(row(f) for f in PROCESS_FAMILIES),
+        "\n### Standard process series\n\nprometheus_client's own process, GC and platform collectors, as every "
+        "Python exporter has them (help texts are the library's; `process_*` on Linux only).\n",
+        head, *(row(f) for f in CLIENT_FAMILIES),
     ]
     return "\n".join(parts) + "\n"
 

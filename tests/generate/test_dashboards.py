@@ -3,6 +3,7 @@ every metric they name declared in the catalog, every key known to Grafana 11.6'
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -111,6 +112,84 @@ def test_the_name_check_catches_a_misspelled_metric() -> None:
         {"probed_probes_totl"}
 
 
+TARGET = frozenset({"job", "instance"})  # what Prometheus adds to every scraped series
+
+
+@functools.cache
+def known_labels() -> dict[str, frozenset[str]]:
+    """Metric name -> the label names its series can carry, as far as probed decides them (the
+    global and per-probe/per-SLO labels a config adds are the user's, and no query names them)."""
+    known: dict[str, frozenset[str]] = {"up": TARGET, "scrape_duration_seconds": TARGET,
+                                        "scrape_samples_scraped": TARGET}
+    for family in (*catalog.all_families(), *catalog.CLIENT_FAMILIES):
+        own = {"probe", "type"} if family.per_probe else {"slo", "service"} if family in catalog.SLO_FAMILIES else set()
+        labels = TARGET | own | set(family.labels)
+        known[family.name] = labels
+        if family.type == "histogram":
+            known |= {family.name + suffix: labels for suffix in ("_bucket", "_sum", "_count")}
+    alert_labels: set[str] = set()
+    for group in groups_of_rules():
+        for rule in group["rules"]:
+            if "record" in rule:
+                known[rule["record"]] = known.get(rule["record"], frozenset()) | set(rule["labels"])
+            else:
+                alert_labels |= set(rule.get("labels", {}))
+    known["ALERTS"] = frozenset({"alertname", "alertstate", *TARGET, "probe", "type", *alert_labels})
+    return known
+
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\{([^}]*)\}")
+_MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+
+
+def _carried(names: set[str], known: dict[str, frozenset[str]]) -> frozenset[str]:
+    return frozenset({"__name__"}).union(*(known.get(n, frozenset()) for n in names))
+
+
+def misspelled_labels(expr: str) -> set[str]:
+    """Label names a query uses that its metrics do not carry: in a selector's matchers (against
+    that selector's metric), in by/on/... clauses and label_values (against every metric the
+    query reads)."""
+    known = known_labels()
+    variable = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", expr.strip())
+    expr, grouped = (variable.group(1), {variable.group(2)}) if variable else (expr, set())
+    wrong: set[str] = set()
+    read = names_in(expr)
+    for m in _SELECTOR.finditer(expr):
+        matchers = dict(_MATCHER.findall(m.group(2)))
+        # {__name__=~"probed_aws_.+", ...}: the known metrics the name matcher selects
+        names = {m.group(1)} if m.group(1) else {n for n in known if re.fullmatch(matchers.get("__name__", ""), n)}
+        read |= names
+        carried = _carried(names, known)
+        wrong |= {f"{label} (on {m.group(1) or m.group(2)})" for label in matchers if label not in carried}
+    for m in _GROUPING.finditer(expr):
+        grouped |= {label.strip() for label in m.group(1).split(",") if label.strip()}
+    return wrong | (grouped - _carried(read, known))
+
+
+def test_every_label_a_dashboard_query_uses_is_one_its_metrics_carry() -> None:
+    wrong = {}
+    for name, board in BUILT.items():
+        exprs = [q.expr for p in board.panels for q in p.queries] + [v.query for v in board.variables if v.query]
+        for expr in exprs:
+            if bad := misspelled_labels(expr):
+                wrong[f"{name}: {expr}"] = sorted(bad)
+    assert not wrong, f"labels no metric of the query carries (catalog.py, the generated rules): {wrong}"
+
+
+def test_the_label_check_catches_a_misspelled_label() -> None:
+    # in a matcher, in a by() clause, in a variable's label_values: queries the demo does not feed
+    # (feeds="no") would otherwise ship with an empty panel
+    assert misspelled_labels('sum by (code) (increase(probed_probe_error_codes_total{job=~"$job", '
+                             'probe="$probe", typ="aws"}[5m]))') == {"typ (on probed_probe_error_codes_total)"}
+    assert misspelled_labels('sum by (reasn) (increase(probed_probe_failures_total{job=~"$job"}[5m]))') == {"reasn"}
+    assert misspelled_labels("label_values(probed_probe_info{job=~\"$job\"}, probes)") == {"probes"}
+    assert misspelled_labels('{__name__=~"probed_aws_.+", job=~"$job", prob="$probe"}') == \
+        {'prob (on __name__=~"probed_aws_.+", job=~"$job", prob="$probe")'}
+    assert misspelled_labels('sum by (probe, code) (increase(probed_probe_error_codes_total{type="aws"}[5m]))') == set()
+
+
 def _keys(value: Any, path: str = "") -> set[str]:
     if isinstance(value, dict):
         out = set()
@@ -146,3 +225,28 @@ def test_provisioning_points_grafana_at_the_dashboards() -> None:
     assert provider["apiVersion"] == 1 and provider["providers"][0]["type"] == "file"
     source = yaml.safe_load((ROOT / "grafana/provisioning/datasources/prometheus.yaml").read_text())
     assert source["datasources"][0]["type"] == "prometheus"
+
+
+# Grafana expands provisioning values with Go's os.ExpandEnv: `${NAME}` and `$NAME` only. In
+# `${PROMETHEUS_URL:-http://...}` it looks up a variable named "PROMETHEUS_URL:-http://..." and
+# puts in nothing, so such a value becomes empty.
+_SHELL_FORM = re.compile(r"\$\{(?![A-Za-z_][A-Za-z0-9_]*\})[^}]*\}")
+PROVISIONING = sorted([*(ROOT / "grafana/provisioning").rglob("*.yaml"),
+                       *(ROOT / "deploy/grafana/provisioning").rglob("*.yaml")])
+
+
+def shell_forms(text: str) -> list[str]:
+    return [m.group(0) for line in text.splitlines() if not line.lstrip().startswith("#")
+            for m in _SHELL_FORM.finditer(line)]
+
+
+@pytest.mark.parametrize("path", PROVISIONING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_provisioning_files_use_only_the_variable_forms_grafana_expands(path: Path) -> None:
+    found = shell_forms(path.read_text(encoding="utf-8"))
+    assert not found, f"{path.relative_to(ROOT)}: Grafana has no ${{VAR:-default}}, these become empty: {found}"
+
+
+def test_the_variable_form_check_catches_a_shell_default() -> None:
+    assert shell_forms("    url: ${PROMETHEUS_URL:-http://prometheus:9090}\n") == \
+        ["${PROMETHEUS_URL:-http://prometheus:9090}"]
+    assert shell_forms("    url: ${PROMETHEUS_URL}\n    # ${X:-y} in a comment\n") == []

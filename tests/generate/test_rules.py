@@ -44,6 +44,10 @@ slos:
 """
 
 
+AlertKey = tuple[str, str, str | None]
+"""(alertname, severity, sloth_window): an alert rule as the unit tests must fire it."""
+
+
 def groups_of(text: str) -> list[dict[str, Any]]:
     loaded: dict[str, list[dict[str, Any]]] = yaml.safe_load(text)
     return loaded["groups"]
@@ -149,20 +153,23 @@ def test_promtool_unit_tests_pass() -> None:
 
 
 def test_every_alert_and_severity_has_a_unit_test_that_fires_it_and_one_that_keeps_it_quiet() -> None:
-    generated: set[tuple[str, str]] = {(r["alert"], r["labels"]["severity"]) for g in groups_of(RULES.read_text())
-                                       for r in g["rules"] if "alert" in r}
-    assert {a for a, _ in generated} == {SLO_ALERT, *OPERATIONAL_ALERTS}
-    fired: set[tuple[str, str]] = set()
+    # Keyed on the window pair too (sloth_window, the long window; None on operational alerts): a
+    # burn-rate pair no test fires is as untested as a missing alert.
+    generated: set[AlertKey] = {(r["alert"], r["labels"]["severity"], r["labels"].get("sloth_window"))
+                           for g in groups_of(RULES.read_text()) for r in g["rules"] if "alert" in r}
+    assert {a for a, _, _ in generated} == {SLO_ALERT, *OPERATIONAL_ALERTS}
+    fired: set[AlertKey] = set()
     quiet: set[str] = set()
     for path in UNIT_TESTS:
         for test in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
             for case in test.get("alert_rule_test", ()):
                 if case["exp_alerts"]:
-                    fired |= {(case["alertname"], a["exp_labels"]["severity"]) for a in case["exp_alerts"]}
+                    fired |= {(case["alertname"], a["exp_labels"]["severity"], a["exp_labels"].get("sloth_window"))
+                              for a in case["exp_alerts"]}
                 else:
                     quiet.add(case["alertname"])
-    assert generated - fired == set(), "alerts no unit test fires"
-    assert {a for a, _ in generated} - quiet == set(), "alerts no unit test checks quiet"
+    assert generated - fired == set(), "alerts (name, severity, window pair) no unit test fires"
+    assert {a for a, _, _ in generated} - quiet == set(), "alerts no unit test checks quiet"
 
 
 def test_the_example_alertmanager_config_routes_page_and_ticket() -> None:
@@ -179,3 +186,44 @@ def test_the_example_alertmanager_config_routes_page_and_ticket() -> None:
 
 def test_the_module_documents_how_it_differs_from_sloth() -> None:
     assert rules.__doc__ is not None and "differs from Sloth" in rules.__doc__
+
+
+SHORT_WINDOWS = """\
+probes:
+  - {name: a, type: tcp, target: "127.0.0.1:1"}
+slos:
+  - {name: daily, probes: [a], objective: 99, window: 1d}
+  - {name: three-days, probes: [a], objective: 99, window: 3d}
+"""
+
+
+def test_an_slo_window_that_is_also_an_alert_window_gets_its_sli_rule_once(tmp_path: Path) -> None:
+    config = parse_config(SHORT_WINDOWS, "t.yaml", {})
+    for group in rule_groups(config):
+        if group["name"].startswith("sloth-slo-sli-recordings-"):
+            keys = [(r["record"], tuple(sorted(r["labels"].items()))) for r in group["rules"]]
+            assert len(keys) == len(set(keys)), f"{group['name']} records a series twice"
+            assert [r["labels"]["sloth_window"] for r in group["rules"]] == list(rules.SLI_WINDOWS)
+    path = tmp_path / "short.yaml"
+    path.write_text(render(config), encoding="utf-8")
+    done = run(tool("promtool"), "check", "rules", "--lint-fatal", path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("options, message", [
+    (RuleOptions(probe_failing_for="5 minutes"), "--probe-failing-for"),
+    (RuleOptions(probe_failing_for=""), "--probe-failing-for"),
+    (RuleOptions(job='pro"bed'), "--job"),
+    (RuleOptions(job=""), "--job"),
+])
+def test_options_prometheus_would_refuse_are_rejected_with_the_option_named(options: RuleOptions,
+                                                                             message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        rules.validate_options(options)
+    with pytest.raises(ValueError, match=message):
+        rule_groups(parse_config(CONFIG, "t.yaml", {}), options)
+
+
+def test_options_prometheus_reads_are_accepted() -> None:
+    for options in (RuleOptions(), RuleOptions(job="blackbox-probed", probe_failing_for="1h30m")):
+        rules.validate_options(options)
