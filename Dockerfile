@@ -46,14 +46,11 @@ RUN --mount=type=secret,id=pip-ca,required=false \
  && /opt/probed/bin/pip uninstall -y pip setuptools \
  && /opt/probed/bin/probed --version
 
-# The bundled files, staged so the runtime stage copies them in one layer. Dashboards and the
-# generated rule file are optional in the context (an image built from an older tree lacks them).
+# The bundled files, staged so the runtime stage copies them in one layer. Each one must be there:
+# a missing config, rule file or dashboard (an unmatched glob stays literal) fails the build.
 RUN install -D -m 0644 probes.yaml /stage/etc/probed/probes.yaml \
- && install -d -m 0755 /stage/usr/share/probed/dashboards /stage/usr/share/probed/rules \
- && if [ -d grafana/dashboards ]; then find grafana/dashboards -maxdepth 1 -name '*.json' \
-      -exec install -m 0644 -t /stage/usr/share/probed/dashboards/ {} +; fi \
- && if [ -f prometheus/probed-rules.yaml ]; then \
-      install -m 0644 prometheus/probed-rules.yaml /stage/usr/share/probed/rules/; fi
+ && install -D -m 0644 -t /stage/usr/share/probed/dashboards/ grafana/dashboards/*.json \
+ && install -D -m 0644 -t /stage/usr/share/probed/rules/ prometheus/probed-rules.yaml
 
 # -------------------------------------------------------------------------------------------- runtime
 FROM ${BASE_IMAGE}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from probed import __version__
 from probed.blackbox.endpoint import DEFAULT_MAX_CONCURRENCY, ProbeEndpointOptions
 from probed.blackbox.importer import import_blackbox
-from probed.config.schema import ConfigError, read_small_file
+from probed.config.schema import ConfigError, parse_duration, read_small_file
 from probed.config.source import MAX_FILE_BYTES
 from probed.demo import run_demo
 from probed.generate import dashboards, rules
@@ -49,12 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-dir", default=os.environ.get("PROBED_STATE_DIR", default_state_dir()),
                      help="where probe history and SLO budgets are checkpointed (env PROBED_STATE_DIR; "
                           "default $XDG_STATE_HOME/probed or ~/.local/state/probed; '' keeps none)")
-    run.add_argument("--shards", type=int, default=None,
+    run.add_argument("--shards", type=_positive_int, default=None,
                      help="split the config across this many replicas (env PROBED_SHARDS; default 1)")
-    run.add_argument("--shard-index", type=int, default=None,
+    run.add_argument("--shard-index", type=_index, default=None,
                      help="this replica's shard, 0-based (env PROBED_SHARD_INDEX; default: the host name's "
                           "ordinal, as in a StatefulSet: probed-2 -> 2)")
-    run.add_argument("--replicas-per-probe", type=int, default=None,
+    run.add_argument("--replicas-per-probe", type=_positive_int, default=None,
                      help="run each probe on this many shards (env PROBED_REPLICAS_PER_PROBE; default 1)")
     run.add_argument("--checkpoint-interval", type=float, default=DEFAULT_INTERVAL_S, metavar="SECONDS",
                      help=f"seconds between checkpoints (default {DEFAULT_INTERVAL_S:g})")
@@ -87,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--no-env", action="store_true",
                        help="do not read the environment: every ${VAR} is a placeholder, everything else is "
                             "checked (CI without the secrets)")
-    check.add_argument("--shards", type=int, default=1, help="also print how N shards would split the probes")
-    check.add_argument("--replicas-per-probe", type=int, default=1, help="with --shards: copies of each probe")
+    check.add_argument("--shards", type=_positive_int, default=1, metavar="N",
+                       help="also print how N shards would split the probes")
+    check.add_argument("--replicas-per-probe", type=_positive_int, default=1, metavar="K",
+                       help="with --shards: copies of each probe (at most N)")
     check.set_defaults(func=cmd_check)
 
     once = sub.add_parser("once", help="run probes once and print the results")
@@ -110,8 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     rules_p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
     rules_p.add_argument("--no-env", action="store_true",
                          help="do not read the environment: every ${VAR} in the config is a placeholder")
-    rules_p.add_argument("--job", default=RuleOptions.job, help="the scrape job of probed (default: %(default)s)")
-    rules_p.add_argument("--probe-failing-for", default=RuleOptions.probe_failing_for, metavar="DURATION",
+    rules_p.add_argument("--job", type=_job, default=RuleOptions.job,
+                         help="the scrape job of probed: letters, digits and _ . : / - (default: %(default)s)")
+    rules_p.add_argument("--probe-failing-for", type=_prometheus_duration, default=RuleOptions.probe_failing_for,
+                         metavar="DURATION",
                          help="ProbedProbeFailing fires after this long of failed attempts (default: %(default)s)")
     rules_p.add_argument("--runbook-base", default="", metavar="URL",
                          help="link operational alerts to URL#<alert name> (the published alerts page)")
@@ -133,10 +138,58 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _index(text: str) -> int:
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (shards count from 0), got {value}")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+_JOB = re.compile(r"[A-Za-z0-9_.:/-]+")
+_PROMETHEUS_DURATION = re.compile(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
+
+
+def _job(text: str) -> str:
+    """The job goes into PromQL selectors and alert templates, quoted: only characters that need
+    no escaping in either (Kubernetes names, `namespace/name`, host:port)."""
+    if not _JOB.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job name: use letters, digits and _ . : / -")
+    return text
+
+
+def _prometheus_duration(text: str) -> str:
+    """A duration both probed and Prometheus read (`for:` and a range selector). Prometheus takes
+    whole numbers of units, largest first: `1.5m` or `30s1m` is written `1m30s`."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f'duration "{text}" must be longer than 0')
+    if _PROMETHEUS_DURATION.fullmatch(text):
+        return text
+    ms = round(seconds * 1000)
+    if abs(ms - seconds * 1000) > 1e-6:
+        raise argparse.ArgumentTypeError(f'duration "{text}" is finer than Prometheus reads (1ms)')
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 def _positive_float(text: str) -> float:
@@ -165,6 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.replicas_per_probe > args.shards:
+        print(f"probed: --replicas-per-probe {args.replicas_per_probe} needs at least as many --shards "
+              f"(got {args.shards}): each copy of a probe runs on a shard of its own", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         config = load_config(args.config, placeholder_env=args.no_env)
     except ConfigError as exc:
@@ -173,12 +230,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for line in check_report(config):
         print(line)
     if args.shards > 1:
-        try:
-            parts = split(config, args.shards, args.replicas_per_probe)
-        except ValueError as exc:
-            print(f"probed: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        for line in shard_report(parts):
+        for line in shard_report(split(config, args.shards, args.replicas_per_probe)):
             print(line)
     return EXIT_OK
 
@@ -224,7 +276,11 @@ def cmd_rules(args: argparse.Namespace) -> int:
         print_config_error(exc)
         return EXIT_CONFIG
     options = RuleOptions(job=args.job, probe_failing_for=args.probe_failing_for, runbook_base=args.runbook_base)
-    text = rules.render(config, options)
+    try:
+        text = rules.render(config, options)
+    except ValueError as exc:  # what the generator refuses beyond the flags' own checks
+        print(f"probed: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

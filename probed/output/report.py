@@ -56,8 +56,9 @@ def slo_check(config: Config, slo: SloSpec) -> list[str]:
     else:
         per_hour, unit = sum(3600.0 / config.probe(n).interval for n in slo.probes), "events"
     need = failures_to_page(per_hour, slo.objective)
-    bad = "bad timeslices" if unit == "timeslices" else "failed attempts"
-    lines = [f"slo {slo.name}: {per_hour:g} {unit} per hour; {need} {bad} within one hour page "
+    bad = "bad timeslice" if unit == "timeslices" else "failed attempt"
+    verb = "pages" if need == 1 else "page"
+    lines = [f"slo {slo.name}: {plural(per_hour, unit[:-1])} per hour; {plural(need, bad)} within one hour {verb} "
              f"(burn rate over {PAGE_BURN:g}x at {slo.objective * 100:g}%)"]
     if need >= MIN_FAILURES_TO_PAGE:
         return lines
@@ -71,11 +72,16 @@ def slo_check(config: Config, slo: SloSpec) -> list[str]:
         if intervals[0] / factor >= MIN_INTERVAL_S:
             new = ", ".join(f"{i:g}s -> {math.floor(i / factor * 10) / 10:g}s" for i in intervals)
             fixes.insert(0, f"probing more often ({new}, {math.ceil(per_hour * factor)} events per hour)")
-    what = f"one {bad[:-1]}" if need == 1 else f"two {bad}"
+    what = f"one {bad}" if need == 1 else f"two {bad}s"
     lines.append(f"WARNING: slo {slo.name}: {what} in an hour would "
                  f"page: too few {unit} for a {slo.objective * 100:g}% objective; "
                  f"{MIN_FAILURES_TO_PAGE} or more need " + " or ".join(fixes))
     return lines
+
+
+def plural(count: float, noun: str) -> str:
+    """'1 failed attempt', '31 failed attempts', '0.5 events'."""
+    return f"{count:g} {noun}" if count == 1 else f"{count:g} {noun}s"
 
 
 def format_once(config: Config, results: list[tuple[str, ProbeResult]], as_json: bool) -> list[str]:
@@ -102,11 +108,22 @@ def format_once(config: Config, results: list[tuple[str, ProbeResult]], as_json:
 
 
 def shard_report(parts: Sequence[Config]) -> list[str]:
-    """How `probed check --shards N` shows the split: probes and probes/s per shard."""
+    """How `probed check --shards N` shows the split: probes and probes/s per shard, and a warning
+    for a shard left with nothing to do."""
     rates = [sum(1.0 / s.interval for s in part.probes) for part in parts]
     mean = sum(rates) / len(rates) if rates else 0.0
     lines = [f"shards: {len(parts)}"]
+    idle = []
     for i, (part, rate) in enumerate(zip(parts, rates, strict=True)):
         skew = f" ({rate / mean - 1:+.0%} vs the mean)" if mean else ""
-        lines.append(f"  shard {i}: {len(part.probes)} probes, {rate:.1f} probes/s{skew}, {len(part.slos)} SLOs")
+        lines.append(f"  shard {i}: {plural(len(part.probes), 'probe')}, {rate:.1f} probes/s{skew}, "
+                     f"{plural(len(part.slos), 'SLO')}")
+        if not part.probes:
+            idle.append(i)
+    for i in idle:
+        # Placement is by SLO group: one SLO (or SLOs sharing probes) over most probes leaves few
+        # keys to spread, and a shard may win none of them.
+        lines.append(f"WARNING: shard {i} would run no probes: all the probes of an SLO (and of SLOs "
+                     "that share probes) run on one shard, and there are too few such groups and "
+                     "probes outside SLOs to give every shard some")
     return lines

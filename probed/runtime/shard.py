@@ -98,11 +98,19 @@ def from_environment(shards: int | None, index: int | None, replicas: int | None
     """Flags first, then PROBED_SHARDS / PROBED_SHARD_INDEX / PROBED_REPLICAS_PER_PROBE; the index
     defaults to the host name's ordinal, as a StatefulSet names its pods (`probed-2` -> 2)."""
     env = dict(os.environ if environ is None else environ)
-    count = shards if shards is not None else int(env.get("PROBED_SHARDS", "1") or 1)
-    copies = replicas if replicas is not None else int(env.get("PROBED_REPLICAS_PER_PROBE", "1") or 1)
+
+    def number(name: str, default: int) -> int:
+        text = env.get(name, "").strip()
+        try:
+            return int(text) if text else default
+        except ValueError:
+            raise ValueError(f"{name} must be a whole number, got {text!r}") from None
+
+    count = shards if shards is not None else number("PROBED_SHARDS", 1)
+    copies = replicas if replicas is not None else number("PROBED_REPLICAS_PER_PROBE", 1)
     if index is None:
         if env.get("PROBED_SHARD_INDEX"):
-            index = int(env["PROBED_SHARD_INDEX"])
+            index = number("PROBED_SHARD_INDEX", 0)
         elif count > 1:
             host = env.get("HOSTNAME") or socket.gethostname()
             m = _ORDINAL.search(host)

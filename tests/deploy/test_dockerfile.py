@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from pathlib import Path
 
 from tests.deploy.conftest import ROOT, run, tool
 
@@ -92,3 +94,37 @@ def test_dockerignore_is_an_allowlist_letting_the_build_inputs_through() -> None
 def test_build_image_script_parses() -> None:
     result = run(["bash", "-n", str(ROOT / "scripts" / "build-image")])
     assert result.returncode == 0, result.stderr
+
+
+def test_bundled_files_are_staged_and_a_missing_one_fails_the_build(tmp_path: Path) -> None:
+    """The RUN step staging probes.yaml, the dashboards and the rules, run by bash in a copy of the
+    build context's files: all of them land in the image's paths; without one, the step fails."""
+    (step,) = [args for word, args in instructions() if word == "RUN" and "/stage/" in args]
+    bundled = ["probes.yaml", "prometheus/probed-rules.yaml",
+               *(f.relative_to(ROOT).as_posix() for f in sorted((ROOT / "grafana" / "dashboards").glob("*.json")))]
+    assert len(bundled) == 6, bundled
+
+    def stage(context: Path) -> tuple[int, Path]:
+        target = tmp_path / f"stage-{context.name}"
+        result = run(["bash", "-o", "pipefail", "-c", step.replace("/stage/", f"{target}/")], cwd=context)
+        return result.returncode, target
+
+    whole = tmp_path / "whole"
+    for name in bundled:
+        (whole / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, whole / name)
+    code, staged = stage(whole)
+    assert code == 0
+    got = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert got == {"etc/probed/probes.yaml", "usr/share/probed/rules/probed-rules.yaml",
+                   *(f"usr/share/probed/dashboards/{Path(n).name}" for n in bundled if n.endswith(".json"))}
+
+    for left_out in ("grafana/dashboards", "prometheus/probed-rules.yaml"):
+        partial = tmp_path / left_out.replace("/", "-")
+        shutil.copytree(whole, partial)
+        target = partial / left_out
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+        assert stage(partial)[0] != 0, f"the image build goes on without {left_out}"

@@ -124,6 +124,18 @@ def test_shards_make_a_statefulset_with_a_claim_template() -> None:
     assert headless["spec"]["clusterIP"] == "None"
 
 
+def test_replicas_per_probe_reach_every_shard_and_never_exceed_the_shards() -> None:
+    env = {e["name"]: e.get("value") for e in container(by_kind(render({**SHARDED, "replicasPerProbe": 2})))["env"]}
+    assert env["PROBED_SHARDS"] == "3" and env["PROBED_REPLICAS_PER_PROBE"] == "2"
+    assert "copy" in notes({"shards": 3, "replicasPerProbe": 2})
+    for values in ({}, SHARDED):  # the default (1) leaves probed's own default alone
+        assert "PROBED_REPLICAS_PER_PROBE" not in {e["name"] for e in container(by_kind(render(values)))["env"]}
+    helm = helm_module()
+    for values in ({"shards": 2, "replicasPerProbe": 3}, {"replicasPerProbe": 2}):
+        with pytest.raises(helm.errors.HelmRenderError, match=r"replicasPerProbe \(\d\) must be at most shards"):
+            render(values)
+
+
 def test_deployment_with_persistence_gets_a_claim_and_recreates() -> None:
     kinds = by_kind(render(SHAPES["deployment-with-pvc"]))
     (pvc,) = kinds["PersistentVolumeClaim"]
@@ -217,6 +229,8 @@ def test_pdb_and_network_policy() -> None:
 @pytest.mark.parametrize("values", [
     {"shards": "x"},
     {"shards": 0},
+    {"replicasPerProbe": 0},
+    {"replicasPerProbe": "2"},
     {"logFormat": "xml"},
     {"shard": 3},  # a typo of `shards`: unknown keys are refused
     {"image": {"pullPolicy": "Sometimes"}},

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -122,21 +124,36 @@ def get(url: str) -> str:
         return str(resp.read().decode())
 
 
-def test_three_real_shards_cover_every_probe_once_and_keep_slos_whole(tmp_path: Path) -> None:
+def write_config(tmp_path: Path, probes: int, slo: tuple[str, list[str]]) -> Path:
+    """`probes` TCP probes of a port nothing listens on, and one SLO over some of them."""
     port = closed_port()
     lines = ["probes:"] + [f'  - {{name: p{i}, type: tcp, target: "127.0.0.1:{port}", interval: 1s}}'
-                           for i in range(30)]
-    lines += ["slos:", "  - {name: pair, probes: [p0, p1]}"]
+                           for i in range(probes)]
+    lines += ["slos:", f"  - {{name: {slo[0]}, probes: [{', '.join(slo[1])}]}}"]
     path = tmp_path / "probes.yaml"
     path.write_text("\n".join(lines) + "\n")
-    procs, ports = [], [free_port() for _ in range(3)]
+    return path
+
+
+@dataclass
+class Seen:
+    """What one running shard reports: the probes it runs and its /metrics."""
+    probes: set[str]
+    metrics: str
+
+
+def run_shards(config: Path, log_dir: Path, shards: list[tuple[list[str], dict[str, str]]]) -> list[Seen]:
+    """Start one `probed run` per (flags, environment), all at once; read each one's
+    /api/v1/probes and /metrics; stop them all."""
+    procs, ports = [], [free_port() for _ in shards]
+    env_base = {k: v for k, v in os.environ.items() if not k.startswith("PROBED_")}
     try:
-        for index, listen in enumerate(ports):
-            log = (tmp_path / f"shard-{index}.log").open("wb")
+        for n, ((flags, env), listen) in enumerate(zip(shards, ports, strict=True)):
+            log = (log_dir / f"shard-{len(shards)}-{n}.log").open("wb")
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "probed", "run", "--config", str(path), "--listen", f"127.0.0.1:{listen}",
-                 "--shards", "3", "--shard-index", str(index), "--state-dir", ""],
-                stdout=subprocess.DEVNULL, stderr=log))
+                [sys.executable, "-m", "probed", "run", "--config", str(config), "--listen", f"127.0.0.1:{listen}",
+                 "--state-dir", "", *flags],
+                stdout=subprocess.DEVNULL, stderr=log, env={**env_base, **env}))
             log.close()
         for listen, proc in zip(ports, procs, strict=True):
             deadline = time.monotonic() + 20
@@ -147,19 +164,59 @@ def test_three_real_shards_cover_every_probe_once_and_keep_slos_whole(tmp_path: 
                         break
                 except OSError:
                     time.sleep(0.05)
-        names = [{p["name"] for p in json.loads(get(f"http://127.0.0.1:{p}/api/v1/probes"))["probes"]}
-                 for p in ports]
-        metrics = [get(f"http://127.0.0.1:{p}/metrics") for p in ports]
+        return [Seen({p["name"] for p in json.loads(get(f"http://127.0.0.1:{port}/api/v1/probes"))["probes"]},
+                     get(f"http://127.0.0.1:{port}/metrics")) for port in ports]
     finally:
         for proc in procs:
             proc.terminate()
         for proc in procs:
             proc.wait(timeout=20)
+
+
+def by_flags(count: int) -> list[tuple[list[str], dict[str, str]]]:
+    return [(["--shards", str(count), "--shard-index", str(i)], {}) for i in range(count)]
+
+
+def test_three_real_shards_cover_every_probe_once_and_keep_slos_whole(tmp_path: Path) -> None:
+    config = write_config(tmp_path, 30, ("pair", ["p0", "p1"]))
+    seen = run_shards(config, tmp_path, by_flags(3))
+    names = [s.probes for s in seen]
     assert sorted(n for shard in names for n in shard) == sorted(f"p{i}" for i in range(30))
     holder = [i for i, shard in enumerate(names) if "p0" in shard]
     assert len(holder) == 1 and "p1" in names[holder[0]]
-    for i, text in enumerate(metrics):
-        assert f'probed_shard_info{{shard="{i}",shards="3"}} 1' in text
-        assert f"probed_shard_probes {len(names[i])}" in text
-        assert "probed_probes_configured 30" in text
-        assert ('probed_slo_objective_ratio{slo="pair"' in text) == (i == holder[0])
+    for i, shard in enumerate(seen):
+        assert f'probed_shard_info{{shard="{i}",shards="3"}} 1' in shard.metrics
+        assert f"probed_shard_probes {len(names[i])}" in shard.metrics
+        assert "probed_probes_configured 30" in shard.metrics
+        assert ('probed_slo_objective_ratio{slo="pair"' in shard.metrics) == (i == holder[0])
+
+
+def test_a_third_real_shard_takes_about_a_third_of_the_probes_from_the_others_and_the_slo_moves_whole(
+        tmp_path: Path) -> None:
+    """2 shards, then 3 over the same file. Shard 1 of 3 is told who it is the way a StatefulSet
+    pod is: PROBED_SHARDS in the environment and its host name's ordinal (probed-1), no flags."""
+    slo = ["p26", "p27", "p28", "p29"]  # a group the third shard wins: the move is exercised, not assumed
+    config = write_config(tmp_path, 40, ("checkout", slo))
+    two = run_shards(config, tmp_path, by_flags(2))
+    three_shards = by_flags(3)
+    three_shards[1] = ([], {"PROBED_SHARDS": "3", "HOSTNAME": "probed-1"})
+    three = run_shards(config, tmp_path, three_shards)
+
+    def placement(seen: list[Seen]) -> dict[str, int]:
+        where = [(name, i) for i, shard in enumerate(seen) for name in shard.probes]
+        assert sorted(name for name, _ in where) == sorted(f"p{i}" for i in range(40)), "each probe exactly once"
+        return dict(where)
+
+    before, after = placement(two), placement(three)
+    moved = {name for name in before if before[name] != after[name]}
+    assert moved and all(after[name] == 2 for name in moved), "a probe moved between the old shards"
+    assert len(moved) / len(before) <= 1 / 3 + 0.1
+    assert 'probed_shard_info{shard="1",shards="3"} 1' in three[1].metrics
+
+    def slo_holders(seen: list[Seen]) -> list[int]:
+        return [i for i, shard in enumerate(seen) if 'probed_slo_objective_ratio{slo="checkout"' in shard.metrics]
+
+    for seen, where in ((two, before), (three, after)):
+        assert {where[p] for p in slo} == {where[slo[0]]}, "the SLO's probes split across shards"
+        assert slo_holders(seen) == [where[slo[0]]], "the SLO is not evaluated where its probes run"
+    assert set(slo) <= moved, "this config's SLO group should be one the new shard takes"

@@ -68,6 +68,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The pod template, shared by the Deployment (shards: 1) and the StatefulSet (shards > 1). */}}
 {{- define "probed.podTemplate" -}}
+{{- if gt (int .Values.replicasPerProbe) (int .Values.shards) }}
+{{- fail (printf "replicasPerProbe (%d) must be at most shards (%d): each copy of a probe runs on a shard of its own" (int .Values.replicasPerProbe) (int .Values.shards)) }}
+{{- end }}
 metadata:
   labels:
     {{- include "probed.selectorLabels" . | nindent 4 }}
@@ -113,6 +116,10 @@ spec:
         {{- if gt (int .Values.shards) 1 }}
         - name: PROBED_SHARDS
           value: {{ .Values.shards | quote }}
+        {{- end }}
+        {{- if gt (int .Values.replicasPerProbe) 1 }}
+        - name: PROBED_REPLICAS_PER_PROBE
+          value: {{ .Values.replicasPerProbe | quote }}
         {{- end }}
         {{- with .Values.env }}
         {{- toYaml . | nindent 8 }}
