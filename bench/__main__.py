@@ -8,7 +8,7 @@ CPU figures if run together): `bench.throughput` for http, tcp, tls and dns, `be
 `bench.db_leak`, which takes minutes by design: run it on its own (see NOT_RUN below).
 
 Prints a table of the headline figures (per-core rates, with their ratio to blackbox_exporter's
-figures from PERFORMANCE_NOTES.md where there is one, and to the project's goal), then one JSON
+figures in docs/performance.md where there is one, and to the project's goal), then one JSON
 object last: every benchmark's own JSON output, the summary rows, and what failed. A throughput
 run marked `contended` had other load on the machine (or did not keep up with the offered rate):
 its figures are not the ones to quote. Exits 1 when a benchmark failed or timed out.
@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 BLACKBOX_PER_CPU_SECOND = {"http": 2650.0, "tcp": 4340.0, "tls": 930.0}
-"""blackbox_exporter 0.23 on the same kind of machine (PERFORMANCE_NOTES.md): new-connection
+"""blackbox_exporter 0.23 on the same kind of machine (docs/performance.md): new-connection
 HTTP probe, TCP connect, HTTPS with a full handshake (the nearest to `type: tls`)."""
 
 NOT_RUN = {"db_leak": "python -m bench.db_leak --seconds 300   # minutes by design: connection leaks need time"}

@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 
 def run_async(coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run on uvloop when it is installed (it roughly doubles per-probe throughput)."""
+    """Run on uvloop when it is installed (its loop costs less CPU per probe than asyncio's own)."""
     try:
         import uvloop  # optional: absent on some platforms, and only `run` needs it
 
@@ -127,10 +127,7 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
     runner: web.AppRunner | None = None
     try:
         try:
-            guard, probe_cap = probe_endpoint
-            endpoint = BlackboxEndpoint(lambda: daemon.config.modules if daemon.config is not None else {},
-                                        lambda: daemon.config.secrets if daemon.config is not None else frozenset(),
-                                        guard, probe_cap)
+            endpoint = BlackboxEndpoint.serving(daemon, *probe_endpoint)
             runner, site = await start_web(daemon, slos, host, port, web_config, limits, cap, endpoint)
         except OSError as exc:
             log.error("cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
@@ -165,9 +162,11 @@ async def _serve(config_path: str, host: str, port: int, ready: Callable[[str], 
 async def start_web(daemon: Daemon, slos: SloEngine | None, host: str, port: int, web_config: WebConfig | None,
                     limits: WebLimits, cap: int,
                     blackbox: BlackboxEndpoint | None = None) -> tuple[web.AppRunner, GuardedSite]:
-    """The web server in front of a started daemon: routes, request guard, connection guard. The
-    caller cleans the runner up."""
+    """The web server in front of a started daemon: routes, request guard, connection guard, and
+    `/probe` (by default: the config's modules behind the default target guard). The caller cleans
+    the runner up."""
     stats = WebStats()
+    blackbox = blackbox if blackbox is not None else BlackboxEndpoint.serving(daemon)
     app = make_app(daemon, slos, web_config=web_config, listen_host=host, stats=stats, blackbox=blackbox)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=limits.idle_timeout_s)
     await runner.setup()

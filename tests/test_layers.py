@@ -1,9 +1,10 @@
 """The package's shape: every module imports on its own, and layers point one way.
 
 config <- probes <- runtime <- output <- run <- cli. Probes never reach the runtime or the
-output; nothing imports the CLI; the demo starts the daemon through `run`, not the CLI. An
-import inside a function is allowed only where it defers something optional or heavy, and it
-says so in a comment on its line.
+output; the web layer serves /probe without importing blackbox (run hands the endpoint in);
+nothing imports the CLI; the demo starts the daemon through `run`, not the CLI. No two modules
+import each other, however long the way round. An import inside a function is allowed only where
+it defers something optional or heavy, and it says so in a comment on its line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "probed.runtime": {"probed.config", "probed.probes"},
     "probed.slo": {"probed.config", "probed.runtime"},
     "probed.blackbox": {"probed.config", "probed.probes", "probed.runtime", "probed.output.exposition"},
-    "probed.output": {"probed.config", "probed.probes", "probed.runtime", "probed.slo", "probed.blackbox"},
+    "probed.output": {"probed.config", "probed.probes", "probed.runtime", "probed.slo"},
     "probed.run": {"probed.config", "probed.probes", "probed.runtime", "probed.slo", "probed.output",
                    "probed.blackbox"},
     "probed.demo": {"probed.run"},
@@ -121,3 +123,141 @@ sys.exit(1 if failed else 0)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --------------------------------------------------------------------------- import cycles
+
+
+def modules_under(root: Path) -> dict[str, Path]:
+    """Dotted name -> file for every module of the package at `root` (a package is its __init__)."""
+    found = {}
+    for path in root.rglob("*.py"):
+        if path.name != "__main__.py":
+            parts = path.relative_to(root.parent).with_suffix("").parts
+            found[".".join(parts).removesuffix(".__init__")] = path
+    return found
+
+
+def _run_time_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported: not in functions, not under TYPE_CHECKING."""
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                continue
+            if isinstance(child, ast.If) and ast.unparse(child.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+                pending.extend(child.orelse)
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                yield child
+            pending.append(child)
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports at import time. `from pkg import name` points at
+    the submodule `pkg.name` when there is one, else at `pkg`; relative imports are resolved. A
+    package's __init__ importing its own submodules is no edge: it runs after them by design."""
+    files = modules_under(root)
+
+    def owner(name: str) -> str | None:
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            if ".".join(parts[:end]) in files:
+                return ".".join(parts[:end])
+        return None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets: set[str | None] = set()
+        for node in _run_time_imports(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(owner(alias.name) for alias in node.names)
+                continue
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                targets.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in files else owner(base))
+        is_package = path.name == "__init__.py"
+        graph[module] = {t for t in targets if t is not None and t != module
+                         and not (is_package and t.startswith(module + "."))}
+    return graph
+
+
+def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """One cycle (a -> b -> ... -> a) through each strongly connected set of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def connect(node: str) -> None:  # Tarjan's algorithm: the package is small enough to recurse
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return [_a_cycle(graph, c) for c in components if len(c) > 1]
+
+
+def _a_cycle(graph: Mapping[str, set[str]], component: set[str]) -> list[str]:
+    """The shortest way from the component's first module back to itself, inside the component."""
+    start = min(component)
+    paths = {start: [start]}
+    queue = [start]
+    for node in queue:
+        for nxt in sorted(graph[node] & component):
+            if nxt == start:
+                return [*paths[node], start]
+            if nxt not in paths:
+                paths[nxt] = [*paths[node], nxt]
+                queue.append(nxt)
+    raise AssertionError(f"no cycle through {start} in {sorted(component)}")
+
+
+def test_no_module_imports_itself_by_a_way_round() -> None:
+    found = cycles(import_graph(PACKAGE))
+    assert not found, "import cycles: " + "; ".join(" -> ".join(c) for c in found)
+
+
+def test_the_cycle_check_finds_a_cycle_through_relative_and_submodule_imports(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": "from pkg import a\nfrom .b import B\n",  # its own submodules: no cycle
+        "pkg/a.py": "from . import b\n",
+        "pkg/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import c\nB = 1\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/c.py": "from ..a import x\n\ndef later():\n    import pkg.sub.d  # deferred: no edge\n",
+        "pkg/sub/d.py": "import pkg.sub.c\nfrom pkg.sub import e\n",
+        "pkg/sub/e.py": "from .. import sub\nfrom pkg.sub.d import thing\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+
+    graph = import_graph(tmp_path / "pkg")
+
+    assert graph == {"pkg": set(), "pkg.a": {"pkg.b"}, "pkg.b": set(), "pkg.sub": set(),
+                     "pkg.sub.c": {"pkg.a"}, "pkg.sub.d": {"pkg.sub.c", "pkg.sub.e"},
+                     "pkg.sub.e": {"pkg.sub", "pkg.sub.d"}}
+    assert cycles(graph) == [["pkg.sub.d", "pkg.sub.e", "pkg.sub.d"]]

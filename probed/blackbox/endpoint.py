@@ -20,15 +20,16 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from probed.blackbox import exposition
 from probed.blackbox.guard import Denied, TargetGuard
 from probed.blackbox.translate import BadTarget, endpoint_of, probe_spec
 from probed.config.blackbox import BlackboxModule
-from probed.probes import ProbeContext, get_kind
+from probed.probes import get_kind
 from probed.probes.http.session import SessionPool
 from probed.runtime.attempt import run_attempt
+from probed.runtime.daemon import Daemon
+from probed.runtime.probeset import ProbeSet
 
 log = logging.getLogger("probed.blackbox")
 
@@ -65,14 +66,17 @@ class BlackboxEndpoint:
         self._secrets = secrets
         self.guard = guard if guard is not None else TargetGuard.of()
         self._slots = asyncio.Semaphore(max_concurrency)
-        self._shared: dict[str, Any] = {}
+        # The pool checks every address it connects to: redirects and late DNS answers too.
+        self._probes = ProbeSet(shared={"http": SessionPool(address_check=self.guard.check_address)})
         self.outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
 
-    def _context(self, secrets: frozenset[str]) -> ProbeContext:
-        if "http" not in self._shared:
-            # The pool checks every address it connects to: redirects and late DNS answers too.
-            self._shared["http"] = SessionPool(address_check=self.guard.check_address)
-        return ProbeContext(secrets=secrets, shared=self._shared)
+    @classmethod
+    def serving(cls, daemon: Daemon, guard: TargetGuard | None = None,
+                max_concurrency: int = DEFAULT_MAX_CONCURRENCY) -> BlackboxEndpoint:
+        """The endpoint for `daemon`'s config: its modules and secrets, as they are after each reload."""
+        return cls(lambda: daemon.config.modules if daemon.config is not None else {},
+                   lambda: daemon.config.secrets if daemon.config is not None else frozenset(),
+                   guard, max_concurrency)
 
     async def handle(self, query: Mapping[str, str], scrape_timeout: str | None) -> Answer:
         name = query.get("module", "")
@@ -108,7 +112,7 @@ class BlackboxEndpoint:
             self.outcomes["busy"] += 1
             return Answer(503, "probed: too many /probe requests in flight (--probe.max-concurrency)\n")
         try:
-            probe = kind.factory(spec, self._context(secrets))
+            probe = self._probes.make(spec, secrets)
             try:
                 result = await run_attempt(probe, timeout_s)
             finally:
@@ -123,11 +127,7 @@ class BlackboxEndpoint:
         return Answer(200, body, exposition.CONTENT_TYPE)
 
     async def aclose(self) -> None:
-        for obj in list(self._shared.values()):
-            close = getattr(obj, "aclose", None)
-            if close is not None:
-                await close()
-        self._shared.clear()
+        await self._probes.aclose()
 
 
 def _timeout(module: BlackboxModule, scrape_timeout: str | None) -> float:

@@ -53,8 +53,8 @@ def key_value(node: yaml.Node | None, key: str) -> yaml.Node | None:
 
 @functools.lru_cache(maxsize=1024)
 def unknown_key_message(key: str, allowed: tuple[str, ...]) -> str:
-    """'unknown key ... (did you mean ...?)'. Cached: a file with an error repeated 20,000 times
-    asks the same question 20,000 times, and difflib takes ~50 us to answer it."""
+    """'unknown key ... (did you mean ...?)'. Cached: a mistake repeated across thousands of
+    probes asks the same question each time, and difflib's answer is slow next to a lookup."""
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=HINT_CUTOFF)
     hint = f" (did you mean '{close[0]}'?)" if close else f" (expected one of: {', '.join(allowed)})"
     return f"unknown key '{clip(key)}'{hint}"

@@ -28,7 +28,7 @@ from probed import __version__
 from probed.config.model import MetricsSettings, ProbeSpec
 from probed.output import catalog, fragments, process
 from probed.output.webstats import REFUSAL_CAUSES, WebStats
-from probed.probes import MetricAlias, ProbeKind, get_kind
+from probed.probes import MetricAlias, get_kind
 from probed.redact import redact
 from probed.runtime import collector
 from probed.runtime.daemon import Daemon, ReloadStatus
@@ -208,12 +208,12 @@ def _w_skipped(out: list[str], batch: Batch, ctx: Render) -> None:
             out.append(f'probed_probe_skipped_runs_total{{{t.base},cause="{cause}"}} {s.skipped[cause]}')
 
 
-def _phase_writer(metric: str, only_type: str | None = None) -> Writer:
-    """The last attempt's phases under `metric`; blackbox's HTTP name carries only http probes."""
+def _phase_writer(metric: str) -> Writer:
+    """The last attempt's phases under `metric`."""
 
     def write(out: list[str], batch: Batch, ctx: Render) -> None:
         for s, t in batch:
-            if s.last is not None and (only_type is None or t.spec.type == only_type):
+            if s.last is not None:
                 for phase, secs in s.last.phases.items():
                     out.append(f"{metric}{{{t.base}{_label_pair('phase', phase)}}} {secs:.6g}")
     return write
@@ -269,12 +269,23 @@ _WRITERS: Mapping[str, Writer] = {
     "probed_probe_interval_seconds": _w_interval,
     "probed_probe_skipped_runs_total": _w_skipped,
     "probed_probe_phase_seconds": _phase_writer("probed_probe_phase_seconds"),
-    "probe_http_duration_seconds": _phase_writer("probe_http_duration_seconds", "http"),
+    "probe_http_duration_seconds": _phase_writer("probe_http_duration_seconds"),
     "probed_probe_value": _w_values,
     "probed_probe_error_codes_total": _w_error_codes,
 }
+
+
+def _of_types(family: catalog.Family, writer: Writer) -> Writer:
+    """Lines only for the probe types the catalog declares for `family` (None: every type)."""
+    if family.types is None:
+        return writer
+    types = frozenset(family.types)
+    return lambda out, batch, ctx: writer(out, [(s, t) for s, t in batch if t.spec.type in types], ctx)
+
+
 # In catalog order; each is present (HELP and TYPE) even before any result, when its profile has it.
-_FAMILIES: tuple[tuple[catalog.Family, Writer], ...] = tuple((f, _WRITERS[f.name]) for f in catalog.PROBE_FAMILIES)
+_FAMILIES: tuple[tuple[catalog.Family, Writer], ...] = tuple(
+    (f, _of_types(f, _WRITERS[f.name])) for f in catalog.PROBE_FAMILIES)
 
 
 def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]], metrics: MetricsSettings,
@@ -287,7 +298,7 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]], metrics: Metri
         last = state.last
         if last is None:
             continue
-        kind = _kind(text.spec.type)
+        kind = get_kind(text.spec.type)
         for name in last.values:
             alias = kind.aliases.get(name)
             if alias is not None and catalog.in_profile(catalog.profile_of(alias.metric), metrics):
@@ -300,7 +311,6 @@ def _dynamic_families(pairs: list[tuple[ProbeState, _ProbeText]], metrics: Metri
     signature = (tuple((a.metric, a.kind, a.help, tuple(names.items())) for a, names in aliased.values()),
                  tuple(infos.items()))
     return families, signature
-
 
 
 async def render_chunks(view: ExpositionView, now: float | None = None) -> AsyncIterator[bytes]:
@@ -368,16 +378,6 @@ def _percentiles(lines: list[str], state: ProbeState, base: str, ctx: Render) ->
 @functools.lru_cache(maxsize=64)
 def _quantile_suffixes(window: str) -> tuple[str, ...]:
     return tuple(f',quantile="{q}",window="{window}"}} ' for q in QUANTILES)
-
-
-_kind_cache: dict[str, ProbeKind] = {}
-
-
-def _kind(type_name: str) -> ProbeKind:
-    kind = _kind_cache.get(type_name)
-    if kind is None:
-        kind = _kind_cache[type_name] = get_kind(type_name)
-    return kind
 
 
 def _slo_metrics(reports: Sequence[SloReport], static: Mapping[str, str]) -> str:

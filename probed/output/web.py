@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 from yarl import URL
 
-from probed.blackbox.endpoint import BlackboxEndpoint
 from probed.output import pages
 from probed.output.api import probe_json, slo_json
 from probed.output.exposition import CONTENT_TYPE, ExpositionView
@@ -49,12 +49,30 @@ class Policy:
     """The web config file's http_server_config.headers, over the defaults."""
 
 
+class ProbeAnswer(Protocol):
+    @property
+    def status(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+class ProbeEndpoint(Protocol):
+    """What serves `GET /probe` (probed/blackbox/endpoint.py): run.py hands it in, so the web
+    layer never depends on the blackbox package."""
+
+    async def handle(self, query: Mapping[str, str], scrape_timeout: str | None) -> ProbeAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
 DAEMON_KEY = web.AppKey("daemon", Daemon)
 SLOS_KEY = web.AppKey("slos", SloEngine)
 STATS_KEY = web.AppKey("web_stats", WebStats)
 SCRAPES_KEY = web.AppKey("scrapes", Scrapes)
 POLICY_KEY = web.AppKey("policy", Policy)
-BLACKBOX_KEY = web.AppKey("blackbox", BlackboxEndpoint)
+BLACKBOX_KEY: web.AppKey[ProbeEndpoint] = web.AppKey("blackbox")
 
 
 def is_loopback(host: str) -> bool:
@@ -68,10 +86,11 @@ def is_loopback(host: str) -> bool:
 
 def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebConfig | None = None,
              listen_host: str | None = None, stats: WebStats | None = None,
-             blackbox: BlackboxEndpoint | None = None) -> web.Application:
+             blackbox: ProbeEndpoint | None = None) -> web.Application:
     """The routes. `listen_host`: the address served on; when it is a loopback one, foreign Host
     headers are refused. `stats`: the counters the connection guard shares (a fresh set if None).
-    `blackbox`: the /probe endpoint (default: the config's modules, the default target guard)."""
+    `blackbox`: what answers /probe (run.py builds it from the config's modules); without it,
+    /probe is not served."""
     app = web.Application(middlewares=[_guard])
     app[DAEMON_KEY] = daemon
     app[SLOS_KEY] = slos if slos is not None else SloEngine()
@@ -83,13 +102,13 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebCo
     app[POLICY_KEY] = Policy(hosts, web_config.auth() if web_config else None,
                              web_config.headers if web_config else {})
     app.on_response_prepare.append(_security_headers)
-    app[BLACKBOX_KEY] = endpoint = blackbox if blackbox is not None else BlackboxEndpoint(
-        lambda: daemon.config.modules if daemon.config is not None else {},
-        lambda: daemon.config.secrets if daemon.config is not None else frozenset())
+    if blackbox is not None:
+        app[BLACKBOX_KEY] = blackbox
 
     async def close_scrapes(app: web.Application) -> None:
         await scrapes.close()
-        await endpoint.aclose()
+        if blackbox is not None:
+            await blackbox.aclose()
 
     app.on_cleanup.append(close_scrapes)
     app.router.add_get("/metrics", metrics)
@@ -102,7 +121,8 @@ def make_app(daemon: Daemon, slos: SloEngine | None = None, *, web_config: WebCo
     app.router.add_get("/api/v1/slos/{name}", slo_one)
     app.router.add_get("/", status_page)
     app.router.add_get("/probes/{name}", probe_page)
-    app.router.add_get("/probe", blackbox_probe)
+    if blackbox is not None:
+        app.router.add_get("/probe", blackbox_probe)
     return app
 
 
@@ -319,7 +339,7 @@ async def status_page(request: web.Request) -> web.Response:
     keyed = await sliced_map(chosen, lambda state: (_triage_key(state, now), state))
     keyed.sort(key=lambda pair: pair[0][1:])
     counts = Counter(key[0] for key, _ in keyed)
-    if request.query.get("all") != "1":  # the full JSON of 10,000 probes would cost most of a second
+    if request.query.get("all") != "1":  # every probe's JSON is most of a large page's cost: show what needs eyes
         keyed = keyed[:max(pages.MAX_ROWS, counts["fail"] + counts["warn"])]
     rows = await sliced_map(keyed, lambda pair: pages.probe_row(probe_json(pair[1], now), now))
     shown = keyed

@@ -54,8 +54,8 @@ def settle() -> None:
 
     Everything frozen earlier is thawed first: a reload replaces probes, and the replaced ones were
     frozen at the previous settle. Frozen objects are never collected, so without the thaw every
-    reload kept its predecessors' cycles for good (300 reloads of 500 probes: 64k -> 2.2M frozen
-    objects, 74 -> 484 MB). The cost is one full collection per start or reload, not per attempt.
+    reload kept its predecessors' cycles for good and memory grew with each reload. The cost is
+    one full collection per start or reload, not per attempt.
     """
     global _frozen
     with paused():

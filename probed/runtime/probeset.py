@@ -2,8 +2,8 @@
 
 `load_config` / `parse_config` bind the config loader to the table of probe types. `ProbeSet`
 builds probes from their specs together with what probes of one type share (an AWS client pool,
-say), and closes both. The daemon, `probed once`, the demo and the tests all go through it, so
-a probe is built and released the same way everywhere.
+say), and closes both. The daemon, `probed once`, the demo, `/probe` and the tests all go through
+it, so a probe is built and released the same way everywhere.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     it names): the environment is not read; every `${VAR}` is `placeholder-VAR` (`${VAR:-x}` is
     `x`), and a value that holds a placeholder is not judged (the field keeps its default).
     """
-    with collector.paused():  # ~100 objects per probe, nearly all kept: collecting meanwhile finds nothing
+    with collector.paused():  # a probe is many objects, nearly all kept: collecting meanwhile finds nothing
         return model.load_config(path, KINDS, {} if placeholder_env else environ, placeholders=placeholder_env)
 
 
@@ -82,11 +82,19 @@ def parse_config(text: str, filename: str, environ: Mapping[str, str], placehold
 
 
 class ProbeSet:
-    """Live probe instances by name, and the state shared by the probes of each type."""
+    """Live probe instances by name, and the state shared by the probes of each type.
 
-    def __init__(self) -> None:
+    `shared`: objects made by the caller for some types (the /probe endpoint's HTTP pool, which
+    checks every address it connects to; a test's AWS client pool). Such an object stays the one
+    of its type for the set's life: the set closes it with itself but never swaps in the kind's
+    default, so a probe built after a close cannot slip past the caller's pool.
+    """
+
+    def __init__(self, shared: Mapping[str, Any] | None = None) -> None:
         self.probes: dict[str, Probe] = {}
-        self.shared: dict[str, Any] = {}
+        self.shared: dict[str, Any] = dict(shared or {})
+        self._given = frozenset(self.shared)
+        self._unnamed: list[Probe] = []
 
     @classmethod
     def of(cls, config: Config, names: Iterable[str] | None = None) -> ProbeSet:
@@ -96,11 +104,23 @@ class ProbeSet:
             probes.build(config.probe(name), config.secrets)
         return probes
 
-    def build(self, spec: ProbeSpec, secrets: frozenset[str]) -> Probe:
+    def make(self, spec: ProbeSpec, secrets: frozenset[str]) -> Probe:
+        """A probe with this set's shared state that the set does not keep: the caller closes it
+        (a /probe request's probe, gone after its one attempt)."""
         kind = get_kind(spec.type)
         if kind.shared is not None and spec.type not in self.shared:
             self.shared[spec.type] = kind.shared()
-        probe = self.probes[spec.name] = kind.factory(spec, ProbeContext(secrets=secrets, shared=self.shared))
+        return kind.factory(spec, ProbeContext(secrets=secrets, shared=self.shared))
+
+    def build(self, spec: ProbeSpec, secrets: frozenset[str]) -> Probe:
+        """A probe kept by its name (the daemon's: replaced and removed by name on reload)."""
+        probe = self.probes[spec.name] = self.make(spec, secrets)
+        return probe
+
+    def add(self, spec: ProbeSpec, secrets: frozenset[str]) -> Probe:
+        """A probe kept without a name and closed with the set (tests build many of one name)."""
+        probe = self.make(spec, secrets)
+        self._unnamed.append(probe)
         return probe
 
     def __getitem__(self, name: str) -> Probe:
@@ -120,16 +140,19 @@ class ProbeSet:
             await asyncio.wait(waits, timeout=timeout_s)
 
     async def close_unused_shared(self, types_in_use: set[str]) -> None:
-        await self._close_shared([t for t in self.shared if t not in types_in_use])
+        await self._close_shared([t for t in self.shared if t not in types_in_use and t not in self._given])
 
     async def aclose(self) -> None:
-        await asyncio.gather(*(p.aclose() for p in self.probes.values()), return_exceptions=True)
+        probes = [*self.probes.values(), *self._unnamed]
         self.probes.clear()
+        self._unnamed.clear()
+        await asyncio.gather(*(p.aclose() for p in probes), return_exceptions=True)
         await self._close_shared(list(self.shared))
 
     async def _close_shared(self, types: list[str]) -> None:
         for type_name in types:
-            close = getattr(self.shared.pop(type_name), "aclose", None)
+            obj = self.shared[type_name] if type_name in self._given else self.shared.pop(type_name)
+            close = getattr(obj, "aclose", None)
             if close is not None:
                 await close()
 

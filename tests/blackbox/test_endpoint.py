@@ -256,7 +256,7 @@ async def test_the_daemon_serves_its_configs_modules(tmp_path: Path, web_peer: W
     path.write_text(MODULES)
     daemon = Daemon(str(path))
     await daemon.start()
-    runner = web.AppRunner(make_app(daemon), access_log=None)
+    runner = web.AppRunner(make_app(daemon, blackbox=BlackboxEndpoint.serving(daemon)), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

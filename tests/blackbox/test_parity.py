@@ -32,6 +32,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from probed.blackbox.endpoint import BlackboxEndpoint
 from probed.output.web import make_app
 from probed.runtime.daemon import Daemon
 from tests.peers.dns import Zone, dns_server
@@ -158,7 +159,7 @@ async def rig(tmp_path: Path, pki: Pki) -> AsyncIterator[Rig]:
                 for c in found.values()))
         daemon = Daemon(str(tmp_path / "probes.yaml"))
         await daemon.start()
-        runner = web.AppRunner(make_app(daemon), access_log=None)
+        runner = web.AppRunner(make_app(daemon, blackbox=BlackboxEndpoint.serving(daemon)), access_log=None)
         try:
             await runner.setup()
             await web.TCPSite(runner, HOST, 0).start()

@@ -22,7 +22,7 @@ from tests.peers.dns import Zone, dns_server
 from tests.peers.http import Pki, Prober, WebPeer
 
 BLACKBOX_SERIES = {"http": 17, "https": 21, "tcp": 6, "tls": 10, "dns": 12}
-"""Series blackbox_exporter exports per target and module (PERFORMANCE_NOTES)."""
+"""Series blackbox_exporter exports per target and module (docs/blackbox.md)."""
 BUDGET = {name: n + 10 for name, n in BLACKBOX_SERIES.items()}
 """Issue 14: at most blackbox's + 10 in the default profile (attempts, failures, staleness ...)."""
 NOW = 1_780_000_000.0

@@ -20,7 +20,7 @@ import json
 import logging
 import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,11 +31,11 @@ from aiohttp import web
 from moto.server import ThreadedMotoServer
 
 from probed.config.model import ProbeSpec
-from probed.probes import ProbeContext
 from probed.probes.aws import KIND, AwsSettings, ClientPool
 from probed.probes.aws.models import create_loader
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
+from probed.runtime.probeset import ProbeSet
 from tests.peers.net import free_port
 
 REGION = "us-east-1"
@@ -90,13 +90,23 @@ def aws_spec(name: str = "aws-test", *, interval: float = 60.0, timeout: float =
 
 @dataclass
 class AwsHarness:
-    """Probes under test (sharing one client pool, like the daemon's) plus setup clients."""
+    """Probes under test, built by a ProbeSet around one client pool (as the daemon's share one),
+    plus setup clients."""
 
     url: str
-    pool: ClientPool
+    probes: ProbeSet
     admin_clients: dict[str, Any]
     secrets: frozenset[str] = frozenset()
-    _probes: list[Any] = field(default_factory=list)
+
+    @property
+    def pool(self) -> ClientPool:
+        pool: ClientPool = self.probes.shared["aws"]
+        return pool
+
+    @pool.setter
+    def pool(self, pool: ClientPool) -> None:
+        """Probes built from now on share `pool` (the set closes it with the others)."""
+        self.probes.shared["aws"] = pool
 
     def admin(self, service: str) -> Any:
         client = self.admin_clients.get(service)
@@ -110,16 +120,14 @@ class AwsHarness:
               **aws: Any) -> Probe:
         aws.setdefault("region", REGION)
         spec = aws_spec(name, timeout=timeout, endpoint_url=endpoint_url or self.url, **aws)
-        probe = Probe(KIND.factory(spec, ProbeContext(secrets=self.secrets, shared={"aws": self.pool})), spec)
-        self._probes.append(probe)
-        return probe
+        return Probe(self.probes.add(spec, self.secrets), spec)
 
     async def once(self, **aws: Any) -> ProbeResult:
         return await self.probe(**aws).run()
 
     async def close(self) -> None:
-        for probe in self._probes:
-            await probe.impl.aclose()
+        """Every probe built, then the pool (and one a test swapped in)."""
+        await self.probes.aclose()
 
 
 @dataclass
@@ -167,12 +175,11 @@ async def aws(moto_server: str, shared_loader: Any, admin_clients: dict[str, Any
               monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AwsHarness]:
     aws_credentials_env(monkeypatch)
     reset_moto(moto_server)
-    harness = AwsHarness(moto_server, ClientPool(data_loader=shared_loader), admin_clients)
+    harness = AwsHarness(moto_server, ProbeSet(shared={"aws": ClientPool(data_loader=shared_loader)}), admin_clients)
     try:
         yield harness
     finally:
         await harness.close()
-        await harness.pool.aclose()
 
 
 # --------------------------------------------------------------------------- the fake

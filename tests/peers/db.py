@@ -172,16 +172,19 @@ def redis_server(tls_files: dict[str, str]) -> Iterator[RedisServer]:
 
 def build_probe(type_name: str, target: str, settings: Any, timeout: float = 2.0,
                 secrets: frozenset[str] = frozenset()) -> Any:
-    """A probe exactly as the daemon builds it: target validated, then the kind's factory."""
+    """A probe exactly as the daemon builds it: target validated, then built by a ProbeSet. The
+    caller closes it (`attempt` does); the database types share no state a set would have to close."""
     from probed.config.model import ProbeSpec
-    from probed.probes import ProbeContext, get_kind
+    from probed.probes import get_kind
+    from probed.runtime.probeset import ProbeSet
 
     kind = get_kind(type_name)
+    assert kind.shared is None, f"{type_name} probes share state: build them with a ProbeSet you close"
     if kind.validate_target is not None:
         kind.validate_target(target, settings)
     spec = ProbeSpec(name=f"test-{type_name}", type=type_name, target=target, interval=max(timeout, 10.0),
                      timeout=timeout, labels={}, settings=settings)
-    return kind.factory(spec, ProbeContext(secrets=secrets))
+    return ProbeSet().make(spec, secrets)
 
 
 async def attempt(probe: Any, timeout: float | None = None) -> Any:

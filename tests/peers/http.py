@@ -30,10 +30,10 @@ import yaml
 from aiohttp import web
 
 from probed.config.model import Config
-from probed.probes import Probe, ProbeContext, get_kind
+from probed.probes import Probe
 from probed.result import ProbeResult
 from probed.runtime.attempt import run_attempt
-from probed.runtime.probeset import parse_config
+from probed.runtime.probeset import ProbeSet, parse_config
 from tests.peers.net import HOST, closed_port
 
 CHUNK = 16 * 1024
@@ -64,20 +64,14 @@ def load(type_name: str, target: str, settings: dict[str, Any] | None = None, en
 
 @dataclass
 class Prober:
-    """Builds probes the way the daemon does (shared kind state, secrets) and closes them."""
+    """Builds probes through the daemon's ProbeSet (shared kind state, secrets) and closes them."""
 
-    shared: dict[str, Any] = field(default_factory=dict)
-    probes: list[Probe] = field(default_factory=list)
+    probes: ProbeSet = field(default_factory=ProbeSet)
 
     def make(self, type_name: str, target: str, settings: dict[str, Any] | None = None,
              environ: dict[str, str] | None = None, **common: Any) -> Probe:
         config = load(type_name, target, settings, environ, **common)
-        kind = get_kind(type_name)
-        if kind.shared is not None and type_name not in self.shared:
-            self.shared[type_name] = kind.shared()
-        probe = kind.factory(config.probes[0], ProbeContext(secrets=config.secrets, shared=self.shared))
-        self.probes.append(probe)
-        return probe
+        return self.probes.add(config.probes[0], config.secrets)
 
     async def once(self, type_name: str, target: str, settings: dict[str, Any] | None = None,
                    timeout: float = 5.0, environ: dict[str, str] | None = None) -> ProbeResult:
@@ -87,10 +81,7 @@ class Prober:
         return await run_attempt(probe, timeout)
 
     async def aclose(self) -> None:
-        for probe in self.probes:
-            await probe.aclose()
-        for obj in self.shared.values():
-            await obj.aclose()
+        await self.probes.aclose()
 
 
 @pytest.fixture

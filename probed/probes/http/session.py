@@ -153,7 +153,7 @@ class _Connector(aiohttp.TCPConnector):
     share of a whole HTTP attempt's CPU (docs/performance.md). `common.net.connect` does the
     same non-blocking connect without the lookup. Anything else (several addresses to race, a
     local address) takes aiohttp's own path, and so does any aiohttp version whose private hooks
-    differ (tests/probes/test_http.py has a tripwire for them).
+    differ (tests/probes/http/test_config.py has a tripwire for them).
 
     A fresh-connection probe closes with a reset (SO_LINGER 0) once the exchange is over. The
     prober closes first, so a graceful close would leave every connection in TIME_WAIT on this
@@ -250,7 +250,7 @@ class SessionPool:
         # aiohttp silently retries an idempotent request once when the connection drops. That
         # is right for a stale pooled connection (keepalive), but for a probe on a fresh
         # connection it hides a reset peer and doubles the load on a broken target: one
-        # attempt must be one request. (tests/probes/test_http.py proves a single connection.)
+        # attempt must be one request. (tests/probes/http/test_failures.py proves a single connection.)
         session._retry_connection = keepalive
         return session
 

@@ -13,7 +13,7 @@ from probed.output.exposition import ExpositionView, render
 from probed.runtime.daemon import Daemon
 from tests.peers.aws import FAKE_KEY_ID, FAKE_SECRET, AwsHarness
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 EXTERNAL_ID = "ext-id-4f1c9a77"
 
 
