@@ -2,8 +2,9 @@
 
 The peers (tests/peers/) are a pytest plugin: HTTP/TCP servers with behaviour routes, TLS servers
 with certificates minted in the test, a DNS server answering from a table, throwaway PostgreSQL,
-MariaDB and Redis instances, and a moto server for AWS. Tests import their helper classes by
-name, never their fixtures.
+MariaDB and Redis instances, a moto server for AWS, and a daemon behind its web port. Tests
+import their helper classes and functions by name, never their fixtures, and never import from
+another test module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 
 from probed import redact
 
-pytest_plugins = ["tests.peers.http", "tests.peers.tls", "tests.peers.dns", "tests.peers.db", "tests.peers.aws"]
+pytest_plugins = ["tests.peers.http", "tests.peers.tls", "tests.peers.dns", "tests.peers.db", "tests.peers.aws",
+                  "tests.peers.web"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 from probed.config.model import Config
 from probed.runtime.probeset import parse_config
 from tests.peers.example import EXAMPLE, EXAMPLE_ENV
+from tests.peers.net import free_port as free_port  # re-exported: test_live and tests/blackbox import it from here
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 RULES = ROOT / "prometheus" / "probed-rules.yaml"
@@ -52,13 +52,6 @@ def tool(name: str) -> str:
 
 def run(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def groups_of_rules() -> list[dict[str, Any]]:

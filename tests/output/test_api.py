@@ -2,67 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from probed.output.api import slo_json, worst_probe
-from probed.output.web import make_app
 from probed.result import ProbeResult, Reason
-from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import parse_config
 from probed.runtime.state import ProbeState
 from probed.slo.engine import SloEngine
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-CONFIG = """\
-probes:
-  - {{name: up, type: tcp, target: "127.0.0.1:{open}", interval: 100ms, timeout: 90ms}}
-  - {{name: down, type: tcp, target: "127.0.0.1:{closed}", interval: 100ms, timeout: 90ms}}
-slos:
-  - {{name: healthy, service: "<svc>", probes: [up], objective: 99}}
-  - {{name: burning, probes: [down], objective: 99.9, labels: {{tier: "1"}}}}
-  - {{name: both, probes: [up, down], objective: 50, window: 7d}}
-"""
-
-
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    path = tmp_path / "probes.yaml"
-    path.write_text(CONFIG.format(open=port, closed=closed_port()))
-    daemon = Daemon(str(path))
-    await daemon.start()
-    try:
-        await asyncio.sleep(1.0)
-        engine = SloEngine()
-        assert daemon.config is not None
-        engine.configure(daemon.config.slos)
-        await engine.run(engine.specs, daemon.states)
-        async with TestClient(TestServer(make_app(daemon, engine))) as c:
-            yield c
-    finally:
-        await daemon.shutdown()
-        server.close()
-        await server.wait_closed()
-
-
-async def test_slos_list_and_one(client: TestClient[Any, Any]) -> None:
-    response = await client.get("/api/v1/slos")
+async def test_slos_list_and_one(slo_client: TestClient[Any, Any]) -> None:
+    response = await slo_client.get("/api/v1/slos")
     assert response.status == 200
     text = await response.text()
     assert "Infinity" not in text and "NaN" not in text
@@ -97,13 +51,13 @@ async def test_slos_list_and_one(client: TestClient[Any, Any]) -> None:
     assert both["spec"]["window"] == "7d" and "7d" in both["windows"]
     assert both["worst_probe"]["name"] == "down"
 
-    one = await client.get("/api/v1/slos/burning")
+    one = await slo_client.get("/api/v1/slos/burning")
     assert one.status == 200
     assert (await one.json())["spec"] == burning["spec"]
 
 
-async def test_unknown_slo_is_a_json_404(client: TestClient[Any, Any]) -> None:
-    response = await client.get("/api/v1/slos/nope")
+async def test_unknown_slo_is_a_json_404(slo_client: TestClient[Any, Any]) -> None:
+    response = await slo_client.get("/api/v1/slos/nope")
     assert response.status == 404
     assert await response.json() == {"error": "no such SLO"}
 

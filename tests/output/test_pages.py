@@ -15,7 +15,6 @@ from probed.result import ProbeResult, Reason
 from probed.runtime.probeset import parse_config
 from probed.runtime.state import ProbeState
 from probed.slo.engine import SloEngine
-from tests.output.test_api import client  # noqa: F401  (the fixture: a real daemon and its app)
 
 NOW = 1_710_072_030.0  # 2024-03-10 12:00:30 UTC
 H = 3600.0
@@ -87,8 +86,8 @@ def test_human_duration(seconds: float | None, text: str) -> None:
     assert human_duration(seconds) == text
 
 
-async def test_the_page_shows_slos_above_probes_escaped_without_scripts(client: TestClient[Any, Any]) -> None:  # noqa: F811
-    response = await client.get("/")
+async def test_the_page_shows_slos_above_probes_escaped_without_scripts(slo_client: TestClient[Any, Any]) -> None:
+    response = await slo_client.get("/")
     assert response.status == 200
     page = await response.text()
     assert page.index("<h2>SLOs</h2>") < page.index("<h2>Probes</h2>")

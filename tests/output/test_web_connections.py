@@ -18,7 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from probed.output.connections import FD_SHARE_FOR_WEB, WebLimits, connection_cap
-from tests.output.test_web_guard import serving
+from tests.peers.net import free_port
+from tests.peers.web import serving
 
 FAST = WebLimits(max_connections=5, header_timeout_s=0.4, idle_timeout_s=0.6)
 
@@ -113,13 +114,6 @@ async def tcp_target() -> AsyncIterator[int]:
     yield server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

@@ -10,63 +10,21 @@ import os
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import bcrypt
 import pytest
 import trustme
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from probed.output.connections import GuardedSite, WebLimits
 from probed.output.web import make_app
-from probed.output.webconfig import WebConfig, WebConfigError, load_web_config
-from probed.output.webstats import WebStats
-from probed.run import start_web
+from probed.output.webconfig import WebConfigError, load_web_config
 from probed.runtime.daemon import Daemon
+from tests.peers.web import CONFIG, serving
 
-CONFIG = """\
-probes:
-  - {name: p, type: tcp, target: "127.0.0.1:1", interval: 1s}
-"""
 PASSWORD = "correct horse 7f3a"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()  # cost 4: fast tests, same format
-
-
-@dataclass
-class Served:
-    url: str
-    port: int
-    site: GuardedSite
-    runner: web.AppRunner
-    daemon: Daemon
-    config_path: Path
-
-    @property
-    def stats(self) -> WebStats:
-        return self.site.stats
-
-
-@asynccontextmanager
-async def serving(tmp_path: Path, *, config: str = CONFIG, web_config: WebConfig | None = None,
-                  limits: WebLimits | None = None, cap: int = 64, host: str = "127.0.0.1") -> AsyncIterator[Served]:
-    """A started daemon behind the web server `probed run` builds (run.start_web), on a free port."""
-    path = tmp_path / "probes.yaml"
-    path.write_text(config)
-    daemon = Daemon(str(path))
-    await daemon.start()
-    runner = None
-    try:
-        runner, site = await start_web(daemon, None, host, 0, web_config, limits or WebLimits(), cap)
-        yield Served(site.name, site.port, site, runner, daemon, path)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await daemon.shutdown()
 
 
 async def request(method: str, url: str, *, headers: dict[str, str] | None = None, data: str | None = None,

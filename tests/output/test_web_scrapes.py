@@ -13,7 +13,7 @@ import pytest
 from probed.output import scrapes
 from probed.output.exposition import ExpositionView
 from probed.output.web import _accepts_gzip
-from tests.output.test_web_guard import Served, serving
+from tests.peers.web import Served, serving
 
 PROBES = 1500
 

@@ -19,15 +19,10 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.peers.net import closed_port, free_port
+
 SECRET_TOKEN = "tok-9f8e7d6c5b4a"
 SECRET_PASSWORD = "pw-0a1b2c3d4e"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -146,7 +141,7 @@ async def wait_for(predicate: Any, session: aiohttp.ClientSession, url: str, sec
 
 async def test_scrape_reload_and_sigterm(daemon_factory: Any, target: str, tmp_path: Path) -> None:
     config = tmp_path / "probes.yaml"
-    closed = free_port()
+    closed = closed_port()
     write_config(config, target, closed)
     d = daemon_factory(config)
     async with aiohttp.ClientSession() as s:
