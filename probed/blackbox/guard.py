@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
-import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from probed.config.regex import Regexp, RegexpError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -37,10 +38,13 @@ def _network(text: str) -> Network | None:
         return None
 
 
-def parse_rules(values: Sequence[str]) -> tuple[tuple[re.Pattern[str], ...], tuple[Network, ...]]:
+def parse_rules(values: Sequence[str]) -> tuple[tuple[Regexp, ...], tuple[Network, ...]]:
     """`--probe.allow-targets` values: each a CIDR (`10.0.0.0/8`, `192.0.2.7`) or a regexp fully
-    matched against the target as written (`https://[a-z0-9.-]+\\.example\\.com(/.*)?`)."""
-    patterns: list[re.Pattern[str]] = []
+    matched against the target as written (`https://[a-z0-9.-]+\\.example\\.com(/.*)?`).
+
+    The regexps are RE2 (config/regex.py): they run on targets any client names, so their cost
+    must not depend on what the client sends."""
+    patterns: list[Regexp] = []
     nets: list[Network] = []
     for value in values:
         net = _network(value)
@@ -48,8 +52,8 @@ def parse_rules(values: Sequence[str]) -> tuple[tuple[re.Pattern[str], ...], tup
             nets.append(net)
         else:
             try:
-                patterns.append(re.compile(value))
-            except re.error as exc:
+                patterns.append(Regexp(value))
+            except RegexpError as exc:
                 raise ValueError(f"--probe.allow-targets {value!r} is neither a network nor a regexp: {exc}") from None
     return tuple(patterns), tuple(nets)
 
@@ -73,7 +77,7 @@ def _plain(address: Address) -> Address:
 
 @dataclass(frozen=True)
 class TargetGuard:
-    allow_patterns: tuple[re.Pattern[str], ...] = ()
+    allow_patterns: tuple[Regexp, ...] = ()
     allow_nets: tuple[Network, ...] = ()
     deny_nets: tuple[Network, ...] = field(default_factory=lambda: parse_nets(DEFAULT_DENY_NETS))
 

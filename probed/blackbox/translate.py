@@ -8,7 +8,6 @@ are fine for DNS, `send` lines end in a newline, the IP protocol falls back unle
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -16,6 +15,7 @@ from yarl import URL
 
 from probed.config.blackbox import BlackboxModule, DnsModule, HttpModule, IpProtocol, TcpModule, TlsConfig
 from probed.config.model import ProbeSpec
+from probed.config.regex import Regexp
 from probed.probes.common.net import split_host_port
 from probed.probes.common.tls import TlsOptions
 from probed.probes.dns.config import DnsProbeConfig, parse_server
@@ -50,9 +50,10 @@ def _ip_protocol(preferred: IpProtocol, fallback: bool) -> str:
     return "auto" if fallback else preferred
 
 
-def _search(pattern: re.Pattern[str]) -> re.Pattern[str]:
-    """blackbox searches (Go's MatchString); probed's `expect` matches whole answers."""
-    return re.compile(f".*(?:{pattern.pattern}).*", pattern.flags)
+def _search(pattern: Regexp) -> str:
+    """blackbox searches (Go's MatchString); probed's `expect` matches whole answers. RE2 scopes
+    flags to the group, so a leading `(?i)` still applies to the pattern alone."""
+    return f".*(?:{pattern.pattern}).*"
 
 
 def http_settings(m: HttpModule) -> HttpSettings:
@@ -93,7 +94,7 @@ def dns_settings(m: DnsModule, server: str) -> DnsProbeConfig:
         server=server, type=m.query_type,  # type: ignore[arg-type]
         transport=m.transport_protocol, recursion_desired=m.recursion_desired,
         valid_rcodes=m.valid_rcodes,  # type: ignore[arg-type]
-        expect=tuple(_search(p).pattern for p in v.fail_if_none_matches_regexp),
+        expect=tuple(_search(p) for p in v.fail_if_none_matches_regexp),
         fail_if_answer_matches=v.fail_if_matches_regexp,
         min_answers=0,  # blackbox: NOERROR with no answer is a success unless a validator says otherwise
     )

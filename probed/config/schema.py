@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Annotated, Any
 
+from probed.config.regex import Regexp, RegexpError
+
 
 class Converter:
     """Marks an Annotated field as parsed from a scalar by `fn` (which raises ValueError)."""
@@ -54,7 +56,7 @@ def parse_duration(value: Any) -> float:
     """'500ms', '10s', '1m30s', '2h', '30d' -> seconds. Bare numbers are refused: 5 what?"""
     text = str(value)
     if isinstance(value, bool) or not isinstance(value, str) or not text:
-        raise ValueError(f'invalid duration {value!r} (use a unit: "500ms", "10s", "1m", "1h", "1d")')
+        raise ValueError(f'invalid duration {clip(repr(value))} (use a unit: "500ms", "10s", "1m", "1h", "1d")')
     pos, total = 0, 0.0
     while pos < len(text):
         m = _DURATION_PART.match(text, pos)
@@ -93,17 +95,14 @@ def parse_size(value: Any) -> int:
     return size
 
 
-def compile_regex(value: Any) -> re.Pattern[str]:
+def compile_regex(value: Any) -> Regexp:
+    """A config's regexp, in RE2 syntax (as blackbox_exporter and Prometheus): see config/regex.py."""
     if not isinstance(value, str):
         raise ValueError(f"expected a regular expression string, got {value_kind(value)}")
     try:
-        return re.compile(value)
-    except re.error as exc:
+        return Regexp(value)
+    except RegexpError as exc:
         raise ValueError(f'invalid regexp "{clip(value)}": {exc}') from None
-    except (OverflowError, RecursionError, MemoryError) as exc:
-        # `a{4294967295}`: re raises OverflowError, not re.error; thousands of nested groups recurse.
-        reason = "a repetition count is too large" if isinstance(exc, OverflowError) else "it is nested too deeply"
-        raise ValueError(f'invalid regexp "{clip(value)}": {reason}') from None
 
 
 def check_finite(value: float) -> float:
@@ -161,7 +160,7 @@ def _file_kind(mode: int) -> str:
 
 Duration = Annotated[float, Converter(parse_duration)]
 ByteSize = Annotated[int, Converter(parse_size)]
-Regex = Annotated[re.Pattern[str], Converter(compile_regex)]
+Regex = Annotated[Regexp, Converter(compile_regex)]
 
 @dataclass(frozen=True)
 class ConfigIssue:

@@ -18,7 +18,6 @@ close is usually logged too, e.g. PostgreSQL's "incomplete startup packet"). Pro
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 import time
@@ -27,6 +26,7 @@ from time import perf_counter
 from typing import Annotated, Any, Literal
 
 from probed.config.model import ProbeSpec
+from probed.config.regex import Regexp, RegexpError
 from probed.config.schema import SECRET, ByteSize, FieldError, Regex
 from probed.probes import ProbeContext, ProbeKind
 from probed.probes.common.certs import (
@@ -92,7 +92,7 @@ class TcpSettings:
             if pattern is not None:
                 try:
                     bytes_pattern(pattern)
-                except re.error as exc:
+                except RegexpError as exc:
                     raise FieldError(name, f"cannot match bytes with /{pattern.pattern}/: {exc}") from None
 
     @property
@@ -111,9 +111,9 @@ def validate_target(target: str, _settings: Any) -> None:
     split_host_port(target)
 
 
-def bytes_pattern(pattern: re.Pattern[str]) -> re.Pattern[bytes]:
-    """The configured (text) regexp, for matching the raw bytes a server sends."""
-    return re.compile(pattern.pattern.encode(), pattern.flags & ~re.UNICODE)
+def bytes_pattern(pattern: Regexp) -> Regexp:
+    """The configured (text) regexp, for matching the raw bytes a server sends, byte by byte."""
+    return Regexp(pattern.pattern, ignore_case=pattern.ignore_case, bytewise=True)
 
 
 class _Mismatch(Exception):
@@ -192,7 +192,7 @@ class TcpProbe:
         tls = _TlsCapture()
         result: dict[str, Any] = {"phases": phases, "values": {}, "info": {}, "facts": {}}  # ProbeResult fields
         received = bytearray()  # read but not yet consumed by a match
-        waiting_for: re.Pattern[bytes] | None = None
+        waiting_for: Regexp | None = None
         try:
             try:
                 started = perf_counter()
@@ -260,7 +260,7 @@ class TcpProbe:
         result["facts"]["tls"] = chain_facts(report, now)
         return None
 
-    async def _expect(self, reader: asyncio.StreamReader, pattern: re.Pattern[bytes], received: bytearray) -> None:
+    async def _expect(self, reader: asyncio.StreamReader, pattern: Regexp, received: bytearray) -> None:
         """Reads until `pattern` matches; consumes `received` through the match (the rest is
         left for the next step). Bounded by max_read_bytes."""
         while True:
@@ -282,8 +282,8 @@ class TcpProbe:
         return ProbeResult.fail(reason, redact(detail, self._secrets), **result)
 
 
-def _text(pattern: re.Pattern[bytes]) -> str:
-    return pattern.pattern.decode(errors="replace")
+def _text(pattern: Regexp) -> str:
+    return pattern.pattern
 
 
 def _show(data: bytes | bytearray, secrets: frozenset[str], limit: int = 64) -> str:

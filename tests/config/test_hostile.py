@@ -48,7 +48,7 @@ CRASHED = [  # each of these raised out of the loader before
     pytest.param('probes:\n  - {name: a, type: http, target: "http://x/", '
                  'http: {fail_if_body_matches_regexp: ["a{4294967295}"]}}\n',
                  ['probes.yaml:2:85: probes[0].http.fail_if_body_matches_regexp[0]: invalid regexp "a{4294967295}": '
-                  "a repetition count is too large"], id="regexp-repeat-overflow"),
+                  "invalid repetition size: {4294967295} (at most 1000)"], id="regexp-repeat-overflow"),
     pytest.param('probes:\n  - {name: a, type: http, target: "http://x/", http: {max_redirects: !!int "${UNSET}"}}\n',
                  ["probes.yaml:2:70: probes[0].http.max_redirects: environment variable UNSET is not set"],
                  id="int-tag-on-a-variable"),
@@ -71,6 +71,9 @@ ACCEPTED_BUT_BROKEN = [
     pytest.param('probes:\n  - {name: a, type: tcp, target: "x:1", interval: ' + "9" * 400 + "s}\n",
                  ['probes.yaml:2:51: probes[0].interval: duration "' + "9" * 80 + '... (401 characters)" is too long '
                   "(at most 3650d)"], id="interval-of-400-nines"),
+    pytest.param('probes:\n  - {name: a, type: tcp, target: "x:1", interval: ' + "9" * 4000 + "}\n",
+                 ["probes.yaml:2:51: probes[0].interval: invalid duration " + "9" * 80 + "... (4000 characters) (use "
+                  'a unit: "500ms", "10s", "1m", "1h", "1d")'], id="unitless-interval-of-4000-nines"),
     pytest.param('probes:\n  - {name: "abc\\n", type: tcp, target: "x:1"}\n',
                  ['probes.yaml:2:12: probes[0].name: invalid probe name "abc\\n" (letters, digits and _.:/@-, at '
                   "most 128 characters)"], id="name-with-a-newline"),

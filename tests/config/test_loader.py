@@ -113,7 +113,7 @@ GOLDEN = [
             http: {fail_if_body_not_matches_regexp: ["(unclosed"]}
         """,
         ['probes.yaml:5:46: probes[0].http.fail_if_body_not_matches_regexp[0]: invalid regexp "(unclosed": '
-         "missing ), unterminated subpattern at position 0"],
+         "missing ): `(unclosed`"],
         id="bad-regexp",
     ),
     pytest.param(

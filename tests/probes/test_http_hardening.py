@@ -2,6 +2,8 @@
 
 - A gzip bomb with a 2 GiB cap ends at the timeout, as `timeout` or `body_too_large`, and the
   loop keeps running other probes meanwhile (their results show it, not a stopwatch).
+- A body or header built to make a regexp backtrack is matched in linear time (RE2), within
+  the timeout, while other probes keep their schedule.
 - Header values that cannot be sent are config errors; URL credentials with an explicit
   `Authorization` header: the header wins.
 - The Basic header made from URL credentials is a secret; quoted values are redacted, then clipped.
@@ -11,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
 
 from probed.config.schema import ConfigError
 from probed.result import Reason
@@ -20,16 +25,21 @@ from probed.runtime.attempt import run_attempt
 from probed.runtime.probeset import parse_config
 from tests.peers.http import HOST, Prober, WebPeer
 
+BACKTRACKER = "a" * 28 + "!"
+"""Against `^(a+)+$`, a backtracking engine (Python's `re`) tries every split of the run of `a`
+between the two loops before it fails, twice as many for each `a`: far past any timeout here.
+RE2 reads it once."""
+
 # --------------------------------------------------------------------------- item 2: CPU bounded by the deadline
 
 
-async def test_a_gzip_bomb_ends_at_the_timeout_and_other_probes_keep_their_schedule(
-        prober: Prober, web_peer: WebPeer) -> None:
+@contextlib.asynccontextmanager
+async def a_healthy_probe_alongside(prober: Prober, web_peer: WebPeer) -> AsyncIterator[list[Reason]]:
+    """A healthy probe every 100 ms with a 1 s timeout, for as long as the block runs: a loop held
+    for a second shows in its results as a timeout, or as missing results."""
     fast: list[Reason] = []
 
     async def fast_probe() -> None:
-        # A healthy probe every 100 ms with a 1 s timeout: a loop held for a second by the bomb
-        # would show here as a timeout, or as missing results.
         probe = prober.make("http", f"{web_peer.url}/health", timeout="1s", interval="1s")
         while True:
             fast.append((await run_attempt(probe, 1.0)).reason)
@@ -37,13 +47,52 @@ async def test_a_gzip_bomb_ends_at_the_timeout_and_other_probes_keep_their_sched
 
     runner = asyncio.ensure_future(fast_probe())
     try:
-        result = await prober.once("http", f"{web_peer.url}/gzip-bomb", {"max_body_bytes": "2GiB"}, timeout=3.0)
+        yield fast
     finally:
         runner.cancel()
+
+
+async def test_a_gzip_bomb_ends_at_the_timeout_and_other_probes_keep_their_schedule(
+        prober: Prober, web_peer: WebPeer) -> None:
+    async with a_healthy_probe_alongside(prober, web_peer) as fast:
+        result = await prober.once("http", f"{web_peer.url}/gzip-bomb", {"max_body_bytes": "2GiB"}, timeout=3.0)
     assert result.reason in (Reason.TIMEOUT, Reason.BODY_TOO_LARGE), (result.reason, result.detail)
     assert result.duration_s < 3.0 + 0.5, result.duration_s
     assert len(fast) >= 10, fast  # about 25 in 3 s; a held loop gets a handful
     assert set(fast) == {Reason.OK}, fast
+
+
+@pytest.fixture
+async def backtracker() -> AsyncIterator[str]:
+    """A loopback HTTP server whose body and `X-Run` header are BACKTRACKER."""
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(text=BACKTRACKER, headers={"X-Run": BACKTRACKER})
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, 0).start()
+    try:
+        yield f"http://{HOST}:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(("settings", "reason"), [
+    ({"fail_if_body_not_matches_regexp": ["^(a+)+$"]}, Reason.BODY_MISMATCH),
+    ({"fail_if_body_matches_regexp": ["^(a+)+$"]}, Reason.OK),
+    ({"fail_if_header_not_matches": [{"header": "X-Run", "regexp": "^(a+)+$"}]}, Reason.HEADER_MISMATCH),
+], ids=["body-must-match", "body-must-not-match", "header"])
+async def test_a_body_built_to_make_a_regexp_backtrack_is_matched_within_the_timeout(
+        prober: Prober, web_peer: WebPeer, backtracker: str, settings: dict[str, object], reason: Reason) -> None:
+    async with a_healthy_probe_alongside(prober, web_peer) as fast:
+        for _ in range(5):
+            result = await prober.once("http", backtracker, settings, timeout=1.0)
+            assert result.reason is reason, (result.reason, result.detail)
+            assert result.duration_s < 1.0, result.duration_s
+            await asyncio.sleep(0.1)
+    assert fast and set(fast) == {Reason.OK}, fast
 
 
 async def test_a_gzip_bomb_under_the_default_cap_is_body_too_large(prober: Prober, web_peer: WebPeer) -> None:
@@ -54,7 +103,8 @@ async def test_a_gzip_bomb_under_the_default_cap_is_body_too_large(prober: Probe
 @pytest.mark.parametrize("query", ["", "?members=3", "?coding=deflate", "?coding=raw-deflate"],
                          ids=["gzip", "gzip-3-members", "deflate", "raw-deflate"])
 async def test_compressed_bodies_are_inflated_and_checked(prober: Prober, web_peer: WebPeer, query: str) -> None:
-    settings = {"body_json": [{"path": "status", "equals": "ok"}], "fail_if_body_matches_regexp": ['"x{100001}']}
+    settings = {"body_json": [{"path": "status", "equals": "ok"}],
+                "fail_if_body_not_matches_regexp": [r'^\{"status": "ok", "pad": "x+"\}$']}  # all of it, inflated
     result = await prober.once("http", f"{web_peer.url}/gzipped{query}", settings)
     assert result.reason is Reason.OK, result.detail
     assert result.values["uncompressed_body_length"] == len('{"status": "ok", "pad": ""}') + 100_000
@@ -70,8 +120,8 @@ async def test_a_body_that_is_not_what_its_encoding_says_is_a_protocol_error(
 
 async def test_a_huge_equals_value_is_compared_in_steps_and_both_sides_are_clipped(
         prober: Prober, web_peer: WebPeer) -> None:
-    # What nested YAML aliases expand to (the loader caps it at a million nodes): the detail
-    # quotes both sides clipped (it was 70 MB).
+    # What nested YAML aliases expand to, within the loader's caps (MAX_NODES and the per-entry
+    # cap in config/source.py): compared in steps, and the detail quotes both sides clipped.
     huge = [["x" * 50] * 300] * 300
     result = await prober.once("http", f"{web_peer.url}/json/ok", {"body_json": [
         {"path": "status", "equals": huge}]}, timeout=2.0)

@@ -227,7 +227,7 @@ TCP_PROBE = "probes:\n  - name: db\n    type: tcp\n"
     ('    target: db.internal:6379\n    tcp:\n      send: "PING\\r\\n"\n      query_response: [{expect: PONG}]\n',
      "probes.yaml:7:23: probes[0].tcp.query_response: use either send/expect or query_response, not both"),
     ('    target: db.internal:6379\n    tcp: {send: "PING\\r\\n", expect: "+PONG"}\n',
-     'probes.yaml:5:37: probes[0].tcp.expect: invalid regexp "+PONG": nothing to repeat at position 0'),
+     'probes.yaml:5:37: probes[0].tcp.expect: invalid regexp "+PONG": no argument for repetition operator: `+`'),
     ("    target: db.internal:6379\n    tcp: {close: abrupt}\n",
      "probes.yaml:5:18: probes[0].tcp.close: invalid value 'abrupt' (one of: auto, graceful, reset)"),
 ], ids=["no-port", "port-range", "ipv6-without-brackets", "brackets-not-ipv6", "both-styles", "bad-regexp",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ import dns.name
 import dns.resolver
 import dns.reversename
 
+from probed.config.regex import Regexp, RegexpError
 from probed.config.schema import FieldError, Regex
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"]
@@ -86,13 +86,13 @@ class Expected:
 
     text: str
     exact: str
-    pattern: re.Pattern[str] | None
+    pattern: Regexp | None
 
     @classmethod
     def of(cls, text: str) -> Expected:
         try:
-            pattern: re.Pattern[str] | None = re.compile(text, re.IGNORECASE)
-        except re.error:
+            pattern: Regexp | None = Regexp(text, ignore_case=True)  # RE2: an answer is server-supplied text
+        except RegexpError:
             pattern = None
         return cls(text, normal_text(text), pattern)
 

@@ -8,10 +8,10 @@ value cannot hold the loop. Values quoted in details are redacted, then clipped,
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Generator, Iterable
 from typing import Any
 
+from probed.config.regex import Regexp
 from probed.probes.http.config import UNSET, JsonCheck
 from probed.redact import excerpt
 
@@ -34,10 +34,12 @@ def shown_json(value: Any, secrets: Iterable[str]) -> str:
     return excerpt("".join(parts), secrets, SHOWN)
 
 
-def check_body(text: str, must_not: Iterable[re.Pattern[str]], must: Iterable[re.Pattern[str]],
+def check_body(text: str, must_not: Iterable[Regexp], must: Iterable[Regexp],
                json_checks: Iterable[JsonCheck], secrets: Iterable[str]) -> Generator[None, None, str]:
     """The body checks in order; the problem found, or "". One regexp search (or the JSON parse)
-    is one step: Python's `re` and `json` cannot be interrupted inside a call."""
+    is one step, as neither can be interrupted inside a call: the regexps are RE2, whose search
+    is linear in the body, so no body can make one step long (Python's `re` backtracks, and
+    `^(a+)+$` against a few dozen bytes would hold the loop past any timeout)."""
     for pattern in must_not:
         yield
         if pattern.search(text):

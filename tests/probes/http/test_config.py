@@ -34,11 +34,11 @@ HTTP_PROBE = "probes:\n  - name: api\n    type: http\n"
      '(e.g. 200, "200-299", "2xx"; codes 100-599)'),
     ("    target: http://example.com/\n    http:\n      fail_if_body_not_matches_regexp: ['\"status\": (ok']\n",
      'probes.yaml:6:41: probes[0].http.fail_if_body_not_matches_regexp[0]: invalid regexp ""status": (ok": '
-     "missing ), unterminated subpattern at position 10"),
+     'missing ): `"status": (ok`'),
     ("    target: http://example.com/\n    http:\n      fail_if_header_not_matches:\n"
      "        - {header: Access-Control-Allow-Origin, regexp: \"https://[app\"}\n",
      'probes.yaml:7:57: probes[0].http.fail_if_header_not_matches[0].regexp: invalid regexp "https://[app": '
-     "unterminated character set at position 8"),
+     "missing ]: `[app`"),
     ("    target: http://example.com/\n    http:\n      body_json: [{path: \"checks..db\", equals: ok}]\n",
      'probes.yaml:6:26: probes[0].http.body_json[0].path: invalid JSON path "checks..db" '
      "(e.g. status, checks.db.status, items[0].name)"),
