@@ -2,6 +2,7 @@
 
     python -m bench.scale [--probes 10000] [--rate 1000] [--seconds 30] [--scrape-every 5]
     python -m bench.scale --probes 100000 --rate 1000 --scrape-every 15
+    python -m bench.scale --probes 10000 --rate 1000 --slos 1000
 
 HTTP and TCP probes (3:1) against a local nginx (or aiohttp) on the other core, their intervals
 `--probes / --rate` seconds, so that `--rate` probes start per second (phases spread evenly). The
@@ -19,6 +20,9 @@ render alone, every probe's cached lines dropped first), `render_cpu_ms_warm` (a
 after), `rss_mib_scraped` (after the scrapes, with every probe's lines cached), body bytes raw and
 gzip, series per probe by type, the longest garbage-collector pass while scraped, and
 `false_failures`: failed attempts against a healthy peer, by reason.
+
+`--slos N` adds N SLOs over the probes (each over probes/N of them, every tenth with timeslice
+budgeting) and runs the SLO engine as the daemon does, so lateness includes its evaluation passes.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from probed.runtime import slicing
 from probed.runtime.daemon import Daemon
 from probed.runtime.probeset import load_config
 from probed.runtime.scheduler import SchedulerStats
+from probed.slo.engine import SloEngine
 
 INTERVALS = ("10s", "15s", "30s", "60s")
 # One scraper process for the whole run, started before the daemon grows: forking a process of
@@ -79,7 +84,8 @@ def intervals_for(probes: int, rate: float | None) -> tuple[str, ...]:
     return (f"{max(1.0, probes / rate):.4g}s",)
 
 
-def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS, profile: str = "standard") -> str:
+def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS, profile: str = "standard",
+                slos: int = 0) -> str:
     hostport = url.split("/")[2]
     lines = ["labels: {location: bench}", "scheduler: {max_concurrency: 2000}", f"metrics: {{profile: {profile}}}",
              "probes:"]
@@ -90,6 +96,14 @@ def make_config(url: str, probes: int, intervals: tuple[str, ...] = INTERVALS, p
         else:
             lines.append(f"  - {{name: http-{i}, type: http, target: '{url}?n={i}', interval: {interval}, "
                          "timeout: 2s, labels: {team: bench}}")
+    if slos:
+        per = max(1, probes // slos)
+        lines.append("slos:")
+        for j in range(slos):
+            names = ", ".join(f"{'tcp' if n % 4 == 3 else 'http'}-{n}" for n in
+                              ((j * per + k) % probes for k in range(per)))
+            budgeting = ", budgeting: timeslices" if j % 10 == 0 else ""
+            lines.append(f"  - {{name: slo-{j}, probes: [{names}], objective: 99.9{budgeting}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -173,17 +187,19 @@ async def _scrape(scraper: asyncio.subprocess.Process) -> tuple[float, float, in
 
 
 async def run(url: str, probes: int, seconds: float, scrape_every: float, profile: str = "standard",
-              rate: float | None = None) -> dict[str, Any]:
+              rate: float | None = None, slos: int = 0) -> dict[str, Any]:
     intervals = intervals_for(probes, rate)
     gc_passes = GcPasses()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scale.yaml"
-        path.write_text(make_config(url, probes, intervals, profile))
+        path.write_text(make_config(url, probes, intervals, profile, slos))
         rss_before = rss_mib()
         port = free_port()
         scraper = await _scraper(port)
         daemon = Daemon(str(path))
-        runner = web.AppRunner(make_app(daemon), access_log=None)
+        engine = SloEngine() if slos else None
+        evaluating: asyncio.Task[None] | None = None
+        runner = web.AppRunner(make_app(daemon, engine), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         t0 = time.perf_counter()
@@ -191,6 +207,8 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             config = await asyncio.to_thread(load_config, path)
             t_parse = time.perf_counter() - t0
             await daemon.start(config)
+            if engine is not None:  # as probed run does: a pass every 10 s, in slices
+                evaluating = asyncio.create_task(engine.loop(lambda: (config.slos, daemon.states)))
             await _ready(port)
             ready = time.perf_counter() - t0
             assert daemon.scheduler is not None
@@ -247,6 +265,7 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
             return {
                 "probes": probes,
+                "slos": slos,
                 "rate_per_s": round(sum(1 / s.interval for s in config.probes), 1),
                 "intervals": list(intervals),
                 "profile": profile,
@@ -277,6 +296,8 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
         finally:
+            if evaluating is not None:
+                evaluating.cancel()
             scraper.kill()
             await scraper.wait()
             await runner.cleanup()
@@ -300,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scrape-every", type=float, default=5.0, help="seconds between scrapes")
     p.add_argument("--profile", choices=("blackbox", "standard", "full"), default="standard",
                    help="the metrics profile (standard is the default of a config that names none)")
+    p.add_argument("--slos", type=int, default=0, help="SLOs over the probes, evaluated as the daemon does")
     args = p.parse_args(argv)
     if not 0 < args.seconds <= MAX_SECONDS:
         p.error(f"--seconds must be in (0, {MAX_SECONDS}]")
@@ -310,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     pin_to_first_core()
     load = os.getloadavg()[0]
     with http_target() as (url, server):
-        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile, args.rate))
+        result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile, args.rate,
+                                  args.slos))
     result["server"] = server
     result["load_before"] = round(load, 2)
     print(json.dumps(result), flush=True)

@@ -49,18 +49,23 @@ def config_text(probes: int, slos: int) -> str:
 
 
 def fill(state: ProbeState, now: float, rng: random.Random) -> None:
-    """31 days of hours and 6 hours of minutes at one attempt per 30 s, a few failures."""
+    """31 days of hours and 6 hours of minutes at one attempt per 30 s, a few failures.
+
+    Writes as many rows as each tier keeps: without a latency threshold a tier keeps two
+    (attempts, failures) and derives the fast row, with one it keeps three."""
     ring = state.ring
     minute, hour = int(now) // 60, int(now) // 3600
-    counters = ring.minutes.block.typecode
-    attempts = array(counters, [2] * MINUTE_SLOTS)
-    failures = array(counters, [1 if rng.random() < 0.01 else 0 for _ in range(MINUTE_SLOTS)])
-    ring.minutes.block[:] = attempts + failures + attempts
-    ring.minutes.last = minute
-    h_attempts = array(ring.hours.block.typecode, [120] * HOUR_SLOTS)
-    h_failures = array(ring.hours.block.typecode, [rng.randrange(3) for _ in range(HOUR_SLOTS)])
-    ring.hours.block[:] = h_attempts + h_failures + h_attempts
-    ring.hours.last = hour
+    minute_failures = [1 if rng.random() < 0.01 else 0 for _ in range(MINUTE_SLOTS)]
+    hour_failures = [rng.randrange(3) for _ in range(HOUR_SLOTS)]
+    for tier, per, last, failed in ((ring.minutes, 2, minute, minute_failures), (ring.hours, 120, hour, hour_failures)):
+        code = tier.block.typecode
+        attempts = array(code, [per] * tier.size)
+        failures = array(code, failed)
+        block = attempts + failures
+        if tier.rows_kept == 3:
+            block += array(code, (a - f for a, f in zip(attempts, failures, strict=True)))
+        tier.block[:] = block
+        tier.last = last
     ring.successes_total, ring.failures_total = 89_000, 1_000
 
 

@@ -231,7 +231,7 @@ class _ConfigLoader(SectionReader):
             streamed = self.convert_items(iter(probes_node.value), top)
         probes, written = streamed or ([], set())
         self.phase("slos")
-        slos = self._slos(top.get("slos"), probes, written)
+        slos = self._slos(top.get("slos"), probes, written, labels)
         self.phase("label_values")
         self.labels.check_values()
         if self.has_issues():
@@ -283,7 +283,8 @@ class _ConfigLoader(SectionReader):
         return probes, written
 
     # -- SLOs
-    def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], written: set[str]) -> list[SloSpec]:
+    def _slos(self, node: yaml.Node | None, probes: list[ProbeSpec], written: set[str],
+              global_labels: Mapping[str, str]) -> list[SloSpec]:
         if node is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
@@ -308,7 +309,7 @@ class _ConfigLoader(SectionReader):
                 continue
             seen[section.name] = name_node.start_mark.line + 1
             self.labels.check_names(key_value(item, "labels"), f"{path}.labels", extra_reserved=SLO_RESERVED_LABELS)
-            spec, problems = resolve(section, known)
+            spec, problems = resolve(section, known, global_labels)
             for field_name, message in problems:
                 if field_name == "probes" and message.startswith("no probe named") and \
                         message.split("'")[1] in written:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from probed.config.schema import Duration, FieldError
+from probed.config.schema import Converter, parse_duration, value_kind
 
 MAX_WINDOW_S = 31 * 86400.0
 """The ring keeps one hour-bucket per hour for 31 days: no SLO window can be longer."""
@@ -37,17 +37,45 @@ class SloMatch:
             labels.get(k) == v for k, v in self.labels.items())
 
 
+def _timeslice_length(value: Any) -> float:
+    if parse_duration(value) != TIMESLICE_S:
+        raise ValueError("timeslices are one minute long (the ring's minute buckets): use 1m")
+    return TIMESLICE_S
+
+
+def _good_ratio(value: Any) -> float:
+    if isinstance(value, str):  # `${GOOD_RATIO}` from the environment arrives as text
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"good_ratio is a number in (0, 1], got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"good_ratio is a number in (0, 1], got {value_kind(value)}")
+    if not 0 < value <= 1:
+        raise ValueError(f"good_ratio must be in (0, 1], got {value:g}")
+    return float(value)
+
+
+def _window(value: Any) -> float:
+    calendar = value.strip().lower() if isinstance(value, str) else None
+    if calendar in ("month", "week"):
+        raise ValueError(f'window "{value}" is not a duration: for the calendar {calendar} use '
+                         f"`calendar: {calendar}` (a rolling window is a duration such as 30d)")
+    return parse_duration(value)
+
+
+# Checked as each value is converted, not in __post_init__: every bad field of a timeslice is
+# reported at once, each at its own line and column.
+TimesliceLength = Annotated[float, Converter(_timeslice_length)]
+GoodRatio = Annotated[float, Converter(_good_ratio)]
+SloWindow = Annotated[float, Converter(_window)]
+
+
 @dataclass(frozen=True)
 class Timeslice:
-    length: Duration = TIMESLICE_S
-    good_ratio: float = 0.99
+    length: TimesliceLength = TIMESLICE_S
+    good_ratio: GoodRatio = 0.99
     """A slice is good when at least this share of its attempts was good."""
-
-    def __post_init__(self) -> None:
-        if self.length != TIMESLICE_S:
-            raise FieldError("length", "timeslices are one minute long (the ring's minute buckets): use 1m")
-        if not 0 < self.good_ratio <= 1:
-            raise FieldError("good_ratio", f"good_ratio must be in (0, 1], got {self.good_ratio:g}")
 
 
 @dataclass(frozen=True)
@@ -70,7 +98,7 @@ class SloSection:
     sli: Sli = "availability"
     objective: float = 99.9
     """Percent of good events (or good timeslices) over the window."""
-    window: Duration | None = None
+    window: SloWindow | None = None
     """A rolling window such as 30d (default), 28d, 7d; at most 31d."""
     calendar: Calendar | None = None
     """A calendar window instead: the current month or ISO week, in UTC."""
@@ -116,13 +144,17 @@ def window_label(seconds: float) -> str:
     return f"{int(days)}d" if not rest else f"{int(seconds // 3600)}h"
 
 
-def resolve(section: SloSection, probe_labels: Mapping[str, tuple[str, Mapping[str, str]]]) -> tuple[
-        SloSpec | None, list[tuple[str, str]]]:
-    """Check `section` against the file's probes (name -> (type, labels)).
+def resolve(section: SloSection, probe_labels: Mapping[str, tuple[str, Mapping[str, str]]],
+            global_labels: Mapping[str, str] | None = None) -> tuple[SloSpec | None, list[tuple[str, str]]]:
+    """Check `section` against the file's probes (name -> (type, labels)) and global labels.
 
     Returns the spec, or None, and the problems as (field, message).
     """
     problems = _section_problems(section)
+    # The SLO's series carry the global labels too: the same name twice is a scrape Prometheus rejects.
+    clash = sorted(set(section.labels) & set(global_labels)) if global_labels else None
+    if clash:
+        problems.append(("labels", f"label {clash[0]!r} is already a global label"))
     if section.probes and section.match is not None:
         problems.append(("match", "give either `probes` or `match`, not both"))
     names: list[str] = []

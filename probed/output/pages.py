@@ -20,6 +20,7 @@ import numpy.typing as npt
 from probed import __version__
 from probed.config.slo import SloSpec
 from probed.runtime.state import ProbeState
+from probed.runtime.windows import SUCCESS_WINDOWS
 from probed.slo import math as slo_math
 from probed.slo.engine import SloEngine
 
@@ -124,8 +125,12 @@ def burn_down_svg(chart: BurnDown, title: str) -> str:
     def y(v: float) -> float:
         return PAD_T + h * (high - v) / (high - low)
 
+    # Scales with its column (the viewBox keeps the drawing whole): at a fixed width the chart pushed
+    # the table past a narrow window and clipped its right end, the newest hour. Narrow windows shrink
+    # it (CSS: svg.burndown), down to a size where it still reads.
     parts = [f'<svg class="burndown" xmlns="http://www.w3.org/2000/svg" width="{CHART_W}" height="{CHART_H}" '
-             f'viewBox="0 0 {CHART_W} {CHART_H}" role="img"><title>{html.escape(title)}</title>',
+             f'viewBox="0 0 {CHART_W} {CHART_H}" preserveAspectRatio="xMinYMid meet" role="img">'
+             f'<title>{html.escape(title)}</title>',
              f'<rect x="{PAD_L}" y="{PAD_T}" width="{w}" height="{h}" fill="#fafafa" stroke="#ddd"/>']
     for first, last in chart.gaps:
         parts.append(f'<rect class="gap" x="{x(first):.1f}" y="{PAD_T}" width="{max(1.0, x(last + 1) - x(first)):.1f}" '
@@ -254,7 +259,8 @@ def _success(window: dict[str, Any], label: str, interval_s: float) -> str:
     return f"{ratio * 100:.2f}% <small>of {attempts}{span}</small>"
 
 
-_WINDOW_S = {"5m": 300.0, "1h": 3600.0, "1d": 86400.0, "30d": 30 * 86400.0}
+_WINDOW_S = dict(SUCCESS_WINDOWS)
+"""The API's attempt windows, by label: the page shows the same ones."""
 
 
 def _labels(labels: Mapping[str, str]) -> str:
@@ -348,6 +354,7 @@ table.kv th{font-weight:normal;color:#555}small{color:#666}
 table.slos td.budget{font-weight:bold;font-size:16px}tr.slo.ok td.budget{color:#080}
 tr.slo.low td.budget{color:#d80}tr.slo.over td.budget{color:#c00}td.warm{color:#d80}
 td.hot{color:#c00;font-weight:bold}svg.burndown text{font:10px system-ui,sans-serif;fill:#666}
+svg.burndown{display:block;width:100%;min-width:170px;max-width:330px;height:auto}
 h2{font-size:18px;margin:1em 0 .4em}"""
 
 REFRESH_S = 30

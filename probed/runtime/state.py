@@ -23,6 +23,8 @@ from probed.runtime.windows import Window
 log = logging.getLogger("probed.probe")
 
 SKIP_CAUSES = ("overrun", "concurrency_limit")
+CERT_EXPIRY_VALUES = ("cert_expiry_timestamp_seconds", "acm_cert_expiry_timestamp_seconds")
+"""`ProbeResult.values` that carry a certificate's expiry (TLS and HTTPS chains, ACM)."""
 
 LOG_BURST = 5
 """State-change lines a probe may log back to back (an outage and its recovery are 2)."""
@@ -100,6 +102,9 @@ class ProbeState:
     last_failure_ts: float = 0.0
     failing_since: float | None = None
     """When the current run of failures began (None while the probe succeeds)."""
+    cert_expiry: float | None = None
+    """The latest certificate expiry (unix seconds) an attempt reported: kept while later attempts
+    fail before they see a certificate (a timeout, a refused connection), and across restarts."""
     failures_by_reason: dict[Reason, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKIP_CAUSES, 0))
     percentiles: PercentileCache = field(default_factory=PercentileCache)
@@ -133,6 +138,10 @@ class ProbeState:
         previous = self.last
         self.ring.record(ts, result.duration_s, REASON_CODES[result.reason])
         self.last, self.last_ts = result, ts
+        if result.values:
+            for name in CERT_EXPIRY_VALUES:
+                if name in result.values:
+                    self.cert_expiry = result.values[name]
         if result.success:
             self.failing_since = None
         else:

@@ -1,8 +1,9 @@
 """Checkpoints: probe history and SLO state on disk, so budgets survive restarts.
 
 What is kept: each probe's minute and hour bucket tiers (the SLO engine's input), its cumulative
-counters and histogram, its last result (details redacted) and failure counts; each SLO's event
-counters and timeslice ledger. Raw samples (percentiles) are not: they cover an hour at most.
+counters and histogram, its last result (details redacted), failure counts and last known
+certificate expiry; each SLO's event counters and timeslice ledger. Raw samples (percentiles)
+are not: they cover an hour at most.
 
 The file: `MAGIC`, a little-endian u32 format version, a u32 header length, a JSON header, then a
 zlib stream of the bucket blocks in header order. Written every `interval` and at shutdown:
@@ -129,7 +130,7 @@ def _restored_result(entry: dict[str, Any] | None) -> ProbeResult | None:
 
 def _probe_header(state: ProbeState) -> dict[str, Any]:
     ring = state.ring
-    return {
+    entry = {
         "name": state.spec.name, "key": ring_key(state.spec),
         "minutes_last": ring.minutes.last, "hours_last": ring.hours.last,
         "counters": [ring.minutes.block.typecode, ring.hours.block.typecode],
@@ -142,6 +143,9 @@ def _probe_header(state: ProbeState) -> dict[str, Any]:
         "last_failure_ts": state.last_failure_ts, "last_failure": _result(state.last_failure, state.secrets),
         "failing_since": state.failing_since,
     }
+    if state.cert_expiry is not None:  # most probes see no certificate: no key, a smaller header
+        entry["cert_expiry"] = state.cert_expiry
+    return entry
 
 
 def write(path: Path, snap: Snapshot) -> int:
@@ -256,6 +260,8 @@ class Restorer:
         state.last_failure = _restored_result(entry["last_failure"])
         state.last_failure_ts = entry["last_failure_ts"] if state.last_failure is not None else 0.0
         state.failing_since = entry.get("failing_since") if state.last is not None and not state.last.success else None
+        expiry = entry.get("cert_expiry")  # absent from checkpoints written before it was kept
+        state.cert_expiry = float(expiry) if isinstance(expiry, int | float) else None
         self.restored += 1
         return True
 

@@ -6,6 +6,9 @@ the page's own Content-Security-Policy and nothing fetched from anywhere but the
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 import os
 import re
 import shutil
@@ -13,10 +16,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.peers.net import closed_port, free_port
@@ -35,8 +40,9 @@ probes:
   - {{name: self, type: http, target: "http://127.0.0.1:{port}/-/healthy", interval: 200ms}}
   - {{name: down, type: tcp, target: "127.0.0.1:{dead}", interval: 200ms}}
 slos:
-  - {{name: healthy-slo, probes: [self], objective: 99}}
-  - {{name: burning-slo, probes: [down], objective: 99.9}}
+  - {{name: healthy-slo-of-the-checkout-api, probes: [self], objective: 99}}
+  - {{name: burning-slo-of-checkout-through-the-cdn, service: checkout-through-the-cdn, probes: [down],
+      objective: 99.9}}
 """)
     log = (tmp_path / "probed.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "probed", "run", "--config", str(config), "--listen",
@@ -100,3 +106,73 @@ def _chunks(data: bytes, kind: bytes) -> Iterator[int]:
         if data[pos + 4:pos + 8] == kind:
             yield pos
         pos += 12 + length
+
+
+def layout(tmp_path: Path, url: str, expression: str, width: int = 1200) -> object:
+    """`expression` evaluated in the loaded page, through the DevTools protocol (the page's own
+    policy forbids scripts; DevTools is the browser measuring itself)."""
+    assert CHROMIUM is not None, "CI installs Debian's chromium (scripts/test)"
+    log = tmp_path / "chromium-devtools.log"
+    with log.open("wb") as stderr:  # a file, not a pipe: nobody reads a pipe once DevTools is found
+        proc = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             f"--user-data-dir={tmp_path / 'profile-devtools'}", "--remote-debugging-port=0",
+             f"--window-size={width},800", "--hide-scrollbars", url],
+            stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while not (m := re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
+        return asyncio.run(_evaluate(int(m.group(1)), expression))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+async def _evaluate(port: int, expression: str) -> object:
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 60
+        while True:  # the page target appears, then loads
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                pages = [t for t in await resp.json() if t["type"] == "page"]
+            if pages:
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        async with session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            for ident in itertools.count(1):
+                ready = "document.readyState === 'complete' && document.querySelector('svg.burndown') !== null"
+                await ws.send_json({"id": ident, "method": "Runtime.evaluate",
+                                    "params": {"expression": f"({ready}) ? ({expression}) : null",
+                                               "returnByValue": True}})
+                while (reply := await ws.receive_json()).get("id") != ident:
+                    pass
+                result = reply["result"]["result"].get("value")
+                if result is not None:
+                    return result
+                assert time.monotonic() < deadline, "the page did not load"
+                await asyncio.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
+def test_the_burn_down_charts_fit_a_1200_pixel_window(tmp_path: Path, daemon_url: str) -> None:
+    """The chart's right edge is its newest hour: clipped, the page hides what is happening now.
+    Measured once the SLOs have figures (the engine's second pass, 10 s in): wide ones like
+    "-99900.0%" and "1000.00x" are what push the chart column out."""
+    deadline = time.monotonic() + 30
+    while True:
+        with urllib.request.urlopen(daemon_url + "api/v1/slos", timeout=5) as resp:
+            if all(s["budget_remaining_ratio"] is not None for s in json.loads(resp.read())["slos"]):
+                break
+        assert time.monotonic() < deadline, "no SLO evaluation with data in 30 s"
+        time.sleep(0.5)
+    found = layout(tmp_path, daemon_url, "JSON.stringify({width: document.documentElement.clientWidth, "
+                   "scroll: document.documentElement.scrollWidth, charts: [...document.querySelectorAll("
+                   "'svg.burndown')].map(s => [s.getBoundingClientRect().left, s.getBoundingClientRect().right])})")
+    assert isinstance(found, str)
+    page = json.loads(found)
+    assert len(page["charts"]) == 2
+    assert page["scroll"] <= page["width"] == 1200, page
+    for left, right in page["charts"]:
+        assert right <= page["width"] and right - left >= 150, page

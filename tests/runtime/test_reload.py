@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from probed.result import ProbeResult, Reason
 from probed.runtime import collector, daemon
 from probed.runtime.daemon import Daemon
 
@@ -129,6 +130,44 @@ async def test_a_password_kept_out_of_repr_still_restarts_its_probe(tmp_path: Pa
         outcome = await d.reload()
         assert (outcome.changed, outcome.unchanged) == (1, 1)
         assert d.probes["db"] is not db and d.probes["web"] is web
+    finally:
+        await d.shutdown()
+
+
+async def test_a_reload_that_changes_a_probe_type_drops_that_probes_history_only(tmp_path: Path) -> None:
+    """Same name and target, another type: its buckets would mix two measurements (and feed its
+    SLOs both), so the probe starts clean; the probe beside it keeps every count."""
+    config = tmp_path / "probes.yaml"
+
+    def write_types(first: str) -> None:
+        config.write_text("probes:\n"
+                          f'  - {{name: edge, type: {first}, target: "127.0.0.1:9", interval: 1m}}\n'
+                          '  - {name: core, type: tcp, target: "127.0.0.1:9", interval: 1m}\n')
+
+    write_types("tcp")
+    d = Daemon(str(config), clock=StillClock())
+    await d.start()
+    try:
+        now = 1_800_000_000.0
+        for i in range(90):  # an hour and a half of history, one attempt a minute, every tenth failing
+            result = ProbeResult(i % 10 != 0, Reason.OK if i % 10 else Reason.CONNECTION_REFUSED, 0.01)
+            for name in ("edge", "core"):
+                d.states[name].record(result, now - 5400 + 60 * i)
+        core_before = (d.states["core"].ring.minutes.block.tobytes(), d.states["core"].ring.hours.block.tobytes())
+        assert d.states["edge"].ring.successes_total == 81 and d.states["edge"].ring.failures_total == 9
+
+        write_types("tls")  # edge: tcp -> tls, same target and interval
+        outcome = await d.reload()
+        assert outcome.ok and (outcome.changed, outcome.unchanged) == (1, 1)
+
+        edge, core = d.states["edge"], d.states["core"]
+        assert edge.spec.type == "tls"
+        assert (edge.ring.successes_total, edge.ring.failures_total, edge.last, edge.failures_by_reason) == (
+            0, 0, None, {})
+        assert not any(edge.ring.minutes.block) and not any(edge.ring.hours.block)
+        assert (core.ring.successes_total, core.ring.failures_total) == (81, 9)
+        assert core.failures_by_reason == {Reason.CONNECTION_REFUSED: 9} and core.last is not None
+        assert (core.ring.minutes.block.tobytes(), core.ring.hours.block.tobytes()) == core_before
     finally:
         await d.shutdown()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.peers.db import free_port
+from tests.peers.net import free_port
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,7 +24,7 @@ from probed.runtime.probeset import parse_config
 from probed.runtime.state import ProbeState
 from probed.slo import checkpoint
 from probed.slo.engine import SloEngine
-from tests.peers.db import free_port
+from tests.peers.net import free_port
 
 NOW = 1_779_998_400.0  # 2026-05-28 20:00 UTC: on an hour boundary, so bucket counts are easy to reason about
 CONFIG = """
@@ -205,12 +206,15 @@ def value(metrics: dict[str, float], name: str, **labels: str) -> float:
     return found[0]
 
 
-def start(config_path: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
+def start(config_path: Path, state: Path | None, port: int, interval: float = 0.5,
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`probed run` as its own process; `state` None: no --state-dir flag (the environment's)."""
     log = config_path.with_name(f"probed-{port}.log")
+    state_flag = [] if state is None else ["--state-dir", str(state)]
     with log.open("wb") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "probed", "run", "--config", str(config_path), "--listen",
-                                 f"127.0.0.1:{port}", "--state-dir", str(state), "--checkpoint-interval", "0.5"],
-                                stdout=subprocess.DEVNULL, stderr=stderr)
+                                 f"127.0.0.1:{port}", *state_flag, "--checkpoint-interval", str(interval)],
+                                stdout=subprocess.DEVNULL, stderr=stderr, env=env)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
@@ -222,26 +226,71 @@ def start(config_path: Path, state: Path, port: int) -> subprocess.Popen[bytes]:
     raise AssertionError("probed did not start listening")
 
 
-async def test_kill_9_mid_run_loses_at_most_one_checkpoint_interval(tmp_path: Path) -> None:
-    closed = free_port()
+def slo_api(port: int, name: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/slos/{name}", timeout=5) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+    return body
+
+
+async def wait_for_failures(port: int, failures: int, bad: int) -> dict[str, float]:
+    """Scrapes until the probe has failed `failures` times and its SLO counted `bad` bad events."""
+    deadline = time.monotonic() + 30
+    while True:
+        metrics = await asyncio.to_thread(scrape, port)
+        if value(metrics, "probed_probes_total", result="failure") >= failures and \
+                value(metrics, "probed_slo_events_total", result="bad") >= bad:
+            return metrics
+        assert time.monotonic() < deadline, "the probe did not fail often enough in 30 s"
+        await asyncio.sleep(0.2)
+
+
+def always_down(tmp_path: Path) -> Path:
     config_path = tmp_path / "probes.yaml"
     config_path.write_text(f"""
 probes:
-  - {{name: down, type: tcp, target: "127.0.0.1:{closed}", interval: 100ms, timeout: 50ms}}
+  - {{name: down, type: tcp, target: "127.0.0.1:{free_port()}", interval: 100ms, timeout: 50ms}}
 slos:
   - {{name: down-availability, probes: [down], objective: 99}}
 """)
-    state = tmp_path / "state"
+    return config_path
+
+
+async def test_probed_run_checkpoints_at_shutdown_into_probed_state_dir(tmp_path: Path) -> None:
+    """No --state-dir flag: PROBED_STATE_DIR says where. No periodic checkpoint in the test's
+    time (an hour's interval): what the restart finds was written at SIGTERM."""
+    config_path, state = always_down(tmp_path), tmp_path / "from-env"
+    env = {**os.environ, "PROBED_STATE_DIR": str(state)}
+    port = free_port()
+    proc = start(config_path, None, port, interval=3600, env=env)
+    try:
+        before = await wait_for_failures(port, 20, 10)
+        assert not list(state.glob("*.ckpt"))  # nothing written yet: the interval has not passed
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
+    assert [p.suffix for p in state.glob("probed-*.ckpt")] == [".ckpt"]
+
+    port = free_port()
+    proc = start(config_path, None, port, interval=3600, env=env)
+    try:
+        after = await asyncio.to_thread(scrape, port)
+        slo = await asyncio.to_thread(slo_api, port, "down-availability")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    failures = value(before, "probed_probes_total", result="failure")
+    assert value(after, "probed_probes_total", result="failure") >= failures
+    assert value(after, "probed_slo_events_total", result="bad") >= value(
+        before, "probed_slo_events_total", result="bad")
+    assert slo["windows"]["30d"]["bad"] >= failures  # the budget's window holds the attempts from before
+
+
+async def test_kill_9_mid_run_loses_at_most_one_checkpoint_interval(tmp_path: Path) -> None:
+    config_path, state = always_down(tmp_path), tmp_path / "state"
     port = free_port()
     proc = start(config_path, state, port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            before = await asyncio.to_thread(scrape, port)
-            if value(before, "probed_probes_total", result="failure") >= 30 and \
-                    value(before, "probed_slo_events_total", result="bad") >= 10:
-                break
-            await asyncio.sleep(0.2)
+        before = await wait_for_failures(port, 30, 10)
         await asyncio.sleep(0.7)  # at least one checkpoint after the scrape
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -252,11 +301,16 @@ slos:
     proc = start(config_path, state, port)
     try:
         after = await asyncio.to_thread(scrape, port)
+        slo = await asyncio.to_thread(slo_api, port, "down-availability")
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     assert value(after, "probed_probes_total", result="failure") >= failures
+    # The SLO continues: its event counters and the attempts its budget is computed from are the
+    # ones from before the kill, not a fresh count.
     assert value(after, "probed_slo_events_total", result="bad") >= bad
+    assert slo["windows"]["30d"]["bad"] >= failures and slo["windows"]["30d"]["total"] >= failures
+    assert slo["budget_remaining_ratio"] is not None and slo["budget_remaining_ratio"] < 0
     assert proc.returncode == 0
 
 
@@ -290,3 +344,21 @@ async def test_history_carries_over_when_a_probe_gains_or_loses_its_latency_thre
 
     for window in (300.0, 3600.0, 86400.0):
         assert after.ring.window_counts(NOW, window) == before["api"].ring.window_counts(NOW, window)
+
+
+async def test_the_last_known_certificate_expiry_survives_failures_and_a_restart(tmp_path: Path) -> None:
+    cfg = config('probes:\n  - {name: site, type: tls, target: "127.0.0.1:9", interval: 10s}\n')
+    (state,) = (ProbeState.new(s) for s in cfg.probes)
+    expiry = NOW + 20 * 86400
+    state.record(ProbeResult.ok(duration_s=0.01, values={"cert_expiry_timestamp_seconds": expiry,
+                                                         "cert_days_remaining": 20.0}), ts=NOW - 20)
+    state.record(ProbeResult.fail(Reason.TIMEOUT, "no handshake within 1s"), ts=NOW - 10)  # no certificate seen
+    assert state.last is not None and "cert_expiry_timestamp_seconds" not in state.last.values
+    assert state.cert_expiry == expiry
+
+    path = await saved(tmp_path, cfg, {"site": state}, SloEngine())
+    restorer = checkpoint.load(path)
+    assert restorer is not None
+    (after,) = (ProbeState.new(s) for s in cfg.probes)
+    assert restorer.restore_probe(after)
+    assert after.cert_expiry == expiry and after.last is not None and not after.last.success

@@ -53,6 +53,18 @@ GOLDEN = [
     pytest.param("  - {name: s, probes: [api-health], labels: {slo: x}}\n",
                  ["probes.yaml:5:46: slos[0].labels.slo: label name 'slo' is reserved by probed"],
                  id="reserved-label-slo"),
+    pytest.param("  - {name: s, probes: [api-health], window: month}\n",
+                 ['probes.yaml:5:45: slos[0].window: window "month" is not a duration: for the calendar month use '
+                  "`calendar: month` (a rolling window is a duration such as 30d)"], id="window-month-hints-calendar"),
+    pytest.param("  - {name: s, probes: [api-health], window: week}\n",
+                 ['probes.yaml:5:45: slos[0].window: window "week" is not a duration: for the calendar week use '
+                  "`calendar: week` (a rolling window is a duration such as 30d)"], id="window-week-hints-calendar"),
+    pytest.param("  - {name: s, probes: [api-health], budgeting: timeslices, "
+                 "timeslice: {length: 5m, good_ratio: 1.5}}\n",
+                 ["probes.yaml:5:80: slos[0].timeslice.length: timeslices are one minute long (the ring's minute "
+                  "buckets): use 1m",
+                  "probes.yaml:5:96: slos[0].timeslice.good_ratio: good_ratio must be in (0, 1], got 1.5"],
+                 id="timeslice-every-error"),
     pytest.param("  - {name: s, probes: [api-health], objectve: 99}\n",
                  ["probes.yaml:5:37: slos[0].objectve: unknown key 'objectve' (did you mean 'objective'?)"],
                  id="unknown-key"),
@@ -62,6 +74,15 @@ GOLDEN = [
 @pytest.mark.parametrize(("slos", "expected"), GOLDEN)
 def test_golden_errors(slos: str, expected: list[str]) -> None:
     assert errors(slos) == expected
+
+
+def test_an_slo_label_that_is_also_a_global_label_is_an_error() -> None:
+    """Every SLO series carries the global labels too: `location` twice makes Prometheus reject the scrape."""
+    with pytest.raises(ConfigError) as info:
+        parse_config("labels: {location: eu}\n" + PROBES +
+                     "  - {name: s, probes: [api-health], labels: {location: us}}\n", "probes.yaml", {})
+    assert [str(i) for i in info.value.issues] == [
+        "probes.yaml:6:45: slos[0].labels: label 'location' is already a global label"]
 
 
 def test_every_error_at_once() -> None:

@@ -214,3 +214,65 @@ def test_coverage_does_not_count_the_just_begun_bucket_against() -> None:
     for minute in range(1, 60):  # every minute of the last hour but the current one, which has just begun
         record(states["b"], NOW - minute * 60, 1)
     assert evaluate(cfg, states).coverage == 1.0
+
+
+# Timeslices, good_ratio 0.9. (minutes before the current one, good attempts, failed attempts):
+# a minute is good at >= 90% good. Each group lies only inside its own window and the longer ones;
+# the oldest completed minute the rings keep per minute is 359 minutes back.
+SLICES = [(2, 8, 2), (4, 10, 0),  # 5m: one bad, one good
+          (20, 7, 3), (25, 9, 1),  # 30m: bad, good (exactly 90%)
+          (45, 10, 0),  # 1h: good
+          (90, 5, 5), (100, 10, 0),  # 2h: bad, good
+          (300, 0, 1), (359, 1, 0)]  # 6h: bad, good
+# cumulative (slices with data, bad slices) per window, by hand. Windows longer than 6 h are read
+# from the SLO's hour ledger, which the first evaluation fills with every minute the rings keep.
+SLICES_TABLE = {"5m": (2, 1), "30m": (4, 2), "1h": (5, 2), "2h": (7, 3), "6h": (9, 4), "1d": (9, 4),
+                "3d": (9, 4), "30d": (9, 4)}
+TIMESLICES = "- {name: s, probes: [b], objective: 99, budgeting: timeslices, timeslice: {good_ratio: 0.9}}\n"
+
+
+def minute_start(now: float, minutes_ago: int) -> float:
+    return (int(now) // 60 - minutes_ago) * 60.0
+
+
+def test_every_window_of_a_timeslice_slo() -> None:
+    cfg = config(TIMESLICES)
+    states = states_of(cfg)
+    for ago, good, failed in sorted(SLICES, reverse=True):
+        record(states["b"], minute_start(NOW, ago), good, failed)
+    record(states["b"], minute_start(NOW, 0), 0, 5)  # the current minute: not complete, not judged
+    record(states["b"], minute_start(NOW, 360), 0, 5)  # older than the rings keep per minute: never seen
+    report = SloEngine().evaluate(cfg.slos[0], states, NOW)
+    assert totals(report) == SLICES_TABLE
+    assert (report.events.good, report.events.bad) == (5, 4)
+    assert report.sli("2h") == pytest.approx(4 / 7)
+    assert report.burn_rate("30m") == pytest.approx((2 / 4) / 0.01)
+    assert report.budget_remaining == pytest.approx(1 - (4 / 9) / 0.01)
+
+
+def test_timeslices_older_than_six_hours_are_counted_from_the_hour_ledger() -> None:
+    cfg = config(TIMESLICES)
+    states = states_of(cfg)
+    engine = SloEngine()
+    for ago, good, failed in sorted(SLICES, reverse=True):
+        record(states["b"], minute_start(NOW, ago), good, failed)
+    engine.evaluate(cfg.slos[0], states, NOW)  # judges the 9 minutes above: 4 bad
+
+    # Seven hours on, the rings' minutes no longer reach any of them: only the ledger remembers.
+    later = NOW + 7 * 3600
+    record(states["b"], minute_start(later, 3), 0, 1)  # bad
+    record(states["b"], minute_start(later, 10), 10, 0)  # good
+    report = engine.evaluate(cfg.slos[0], states, later)
+    assert totals(report) == {"5m": (1, 1), "30m": (2, 1), "1h": (2, 1), "2h": (2, 1), "6h": (2, 1),
+                              "1d": (11, 5), "3d": (11, 5), "30d": (11, 5)}
+    assert (report.events.good, report.events.bad) == (6, 5)
+
+    # Two days on: the first minutes (2 days old) and the second ones (41 hours old) are out of
+    # the 1d window, in the 3d one.
+    two_days = NOW + 2 * DAY
+    record(states["b"], minute_start(two_days, 1), 9, 1)  # good
+    report = engine.evaluate(cfg.slos[0], states, two_days)
+    assert totals(report)["5m"] == (1, 0) and totals(report)["6h"] == (1, 0)
+    assert totals(report)["1d"] == (1, 0)
+    assert totals(report)["3d"] == totals(report)["30d"] == (12, 5)
+    assert (report.events.good, report.events.bad) == (7, 5)
