@@ -18,22 +18,10 @@ import pytest
 from probed.result import ProbeResult, Reason
 from probed.runtime import collector, daemon
 from probed.runtime.daemon import Daemon
+from tests.peers.clocks import StillClock
 
 PROBES = 300
 RELOADS = 60
-
-
-class StillClock:
-    """Monotonic time that never moves: every probe waits for its first deadline forever."""
-
-    def now(self) -> float:
-        return 0.0
-
-    def wall(self) -> float:
-        return 1_800_000_000.0
-
-    def sleep_until(self, deadline: float) -> asyncio.Future[None]:
-        return asyncio.get_running_loop().create_future()
 
 
 def write(path: Path, flip: int, token_var: str = "PROBED_RELOAD_TOKEN") -> None:

@@ -19,7 +19,7 @@ from probed.runtime import daemon
 from probed.runtime.daemon import Daemon
 from probed.runtime.ring import ProbeRing
 from probed.runtime.windows import PERCENTILE_WINDOWS, exported_percentile_windows
-from tests.runtime.test_reload import StillClock
+from tests.peers.clocks import StillClock
 
 PROBES = 5
 
