@@ -296,7 +296,7 @@ class MariaDbServer(Server):
                 *([f"--ssl-cert={self.tls_files[0]}", f"--ssl-key={self.tls_files[1]}"] if self.tls_files else [])]
 
     def wait_ready(self) -> None:
-        import pymysql
+        import pymysql  # type: ignore[import-untyped]
 
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

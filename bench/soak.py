@@ -2,14 +2,21 @@
 
     python -m bench.soak [--probes 2000] [--minutes 30] [--reloads 1000] [--scrapers 20]
 
-Runs `probed run` as its own process over `--probes` probes of every network type against a mix
-of local peers: a healthy HTTP server, and hostile ones that speak garbage, reset, never answer,
-drip one byte a second, or send a gzip bomb; plus a closed port. Meanwhile it flips one probe's
-header and POSTs /-/reload `--reloads` times spread over the run, and every 10 s sends `--scrapers`
-concurrent gzip scrapes. It samples the daemon's RSS, open file descriptors, asyncio tasks and
-threads from /proc and /metrics in the first and the last minute, and the scheduler lateness
-p99 over each of those minutes (from probed_scheduler_lateness_seconds). Prints one JSON object;
-"flat" is what a long-running sidecar needs: end within a few percent of start.
+Runs `probed run` as its own process over `--probes` probes of every type the peers speak
+(bench/soak_peers.py): http, tcp and tls (about two thirds of them) against a healthy web server,
+a gzip bomb, a closed port and hostile peers (garbage, reset, silent, a one-byte-a-second drip);
+dns over UDP against a healthy server, garbage, a header whose counts lie and silence, and over
+TCP against garbage, a reset and a length with nothing behind it; postgres, mysql and redis
+against garbage, a frame whose length lies in their own protocol, silence and a reset.
+Meanwhile it flips one probe's header and POSTs /-/reload `--reloads` times spread over the run,
+and every 10 s sends `--scrapers` concurrent gzip scrapes.
+
+It samples the daemon's RSS, open file descriptors and threads (/proc), asyncio tasks and frozen
+objects (/metrics) over the first and the last minute, and the scheduler lateness p99 over each
+(probed_scheduler_lateness_seconds); prints each window's figures, with the reloads done by
+then, as it ends (`start`, `end`: one JSON line each), then one JSON summary. A long-running
+sidecar stays flat: the exit status is 1, with the reasons on stderr, when the end exceeds the
+start by more than BOUNDS allow (or a reload failed, or the daemon died), else 0.
 Only loopback addresses are ever targets; every loop is bounded by the duration.
 """
 
@@ -21,105 +28,29 @@ import contextlib
 import json
 import os
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
-from bench.targets import free_port
+from bench.servers import free_port
+from bench.soak_peers import HOST, config, peers
 
-HOST = "127.0.0.1"
-
-
-# --------------------------------------------------------------------------- the peers
-
-
-async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(os.urandom(512))
-    with contextlib.suppress(OSError):
-        await writer.drain()
-    writer.close()
-
-
-async def _reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-    writer.close()
-
-
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        await reader.read()  # until the prober gives up and closes
-    writer.close()
-
-
-async def _drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        for _ in range(120):  # bounded: two minutes at most
-            writer.write(b"H")
-            await writer.drain()
-            await asyncio.sleep(1)
-    writer.close()
-
-
-def _bomb() -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    return packer.compress(bytes(64 << 20)) + packer.flush()
-
-
-@contextlib.asynccontextmanager
-async def peers() -> AsyncIterator[dict[str, int]]:
-    """Local peers by name -> port."""
-    bomb = _bomb()
-
-    async def health(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def bombed(_: web.Request) -> web.Response:
-        return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
-
-    app = web.Application()
-    app.router.add_get("/health", health)
-    app.router.add_get("/bomb", bombed)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, 0).start()
-    servers = {name: await asyncio.start_server(handler, HOST, 0) for name, handler in (
-        ("garbage", _garbage), ("reset", _reset), ("silent", _silent), ("drip", _drip))}
-    ports = {name: s.sockets[0].getsockname()[1] for name, s in servers.items()}
-    ports["web"] = runner.addresses[0][1]
-    ports["closed"] = free_port()
-    try:
-        yield ports
-    finally:
-        for s in servers.values():
-            s.close()
-        await runner.cleanup()
-
-
-def config(ports: dict[str, int], probes: int, flip: int) -> str:
-    """`probes` probes cycling through the kinds below; one header value changes with `flip`."""
-    web_url, kinds = f"http://{HOST}:{ports['web']}", []
-    for peer in ("garbage", "reset", "silent", "drip", "closed"):
-        kinds += [("http", f"http://{HOST}:{ports[peer]}/"), ("tcp", f"{HOST}:{ports[peer]}"),
-                  ("tls", f"{HOST}:{ports[peer]}")]
-    kinds += [("http", f"{web_url}/health")] * 10 + [("http", f"{web_url}/bomb"), ("tcp", f"{HOST}:{ports['web']}")]
-    lines = ["defaults: {interval: 5s, timeout: 2s}", "probes:"]
-    for i in range(probes):
-        kind, target = kinds[i % len(kinds)]
-        extra = f', http: {{headers: {{X-Soak: "{flip}"}}}}' if i == 0 else ""
-        lines.append(f'  - {{name: p{i}, type: {kind}, target: "{target}"{extra}}}')
-    lines += ["slos:", "  - {name: healthy, probes: [p15, p16, p17], objective: 99}"]
-    return "\n".join(lines) + "\n"
+BOUNDS: dict[str, tuple[float, float]] = {
+    # figure: (relative growth, absolute growth) allowed from start to end, whichever is larger.
+    # Tasks and FDs move with the attempts in flight at the moment of a sample, so small runs get
+    # an absolute allowance; RSS and frozen objects only grow when something is kept.
+    "rss_mib": (0.15, 0.0),
+    "fds": (0.10, 20),
+    "tasks": (0.05, 20),
+    "threads": (0.0, 8),
+    "frozen_objects": (0.15, 0.0),
+}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -168,10 +99,12 @@ def value(text: str, name: str) -> float | None:
 async def minute(session: aiohttp.ClientSession, url: str, pid: int, seconds: float) -> dict[str, Any]:
     """Figures over one window: lateness p99 from the histogram's growth, the rest sampled."""
     first = await scrape(session, url)
-    samples = []
+    samples, tasks = [], []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         samples.append(proc_figures(pid))
+        if len(samples) % 5 == 1:  # every 10 s: tasks swing with the attempts in flight
+            tasks.append(value(await scrape(session, url), "probed_event_loop_tasks") or 0.0)
         await asyncio.sleep(2)
     last = await scrape(session, url)
     lateness = p99(histogram(first, "probed_scheduler_lateness_seconds"),
@@ -180,10 +113,25 @@ async def minute(session: aiohttp.ClientSession, url: str, pid: int, seconds: fl
         "rss_mib": round(max(s["rss_mib"] for s in samples), 1),
         "fds": max(int(s["fds"]) for s in samples),
         "threads": max(int(s["threads"]) for s in samples),
-        "tasks": value(last, "probed_event_loop_tasks"),
-        "lateness_p99_s": lateness,
+        "tasks": statistics.median(tasks) if tasks else value(last, "probed_event_loop_tasks"),
         "frozen_objects": value(last, "probed_gc_frozen_objects"),
+        "lateness_p99_s": lateness,
     }
+
+
+def excesses(start: dict[str, Any], end: dict[str, Any]) -> list[str]:
+    """Each figure that grew past its bound, said as a reason."""
+    out = []
+    for name, (relative, absolute) in BOUNDS.items():
+        before, after = start.get(name), end.get(name)
+        if before is None or after is None:
+            out.append(f"{name}: not measured (start {before}, end {after})")
+            continue
+        allowed = max(before * relative, absolute)
+        if after - before > allowed:
+            out.append(f"{name} grew from {before:g} to {after:g}, more than the {allowed:g} allowed "
+                       f"(+{relative:.0%} or +{absolute:g}, whichever is larger)")
+    return out
 
 
 async def soak(probes: int, minutes: float, reloads: int, scrapers: int) -> dict[str, Any]:
@@ -242,14 +190,24 @@ async def _drive(proc: asyncio.subprocess.Process, url: str, path: Path, ports: 
 
         load = [asyncio.create_task(reloading()), asyncio.create_task(scraping())]
         start = await minute(session, url, proc.pid, window)
+        start["reloads_done"] = done["reloads"]
+        print(json.dumps({"at": "start", **start}), flush=True)
         await asyncio.sleep(max(0.0, total_s - 2 * window - (time.monotonic() - started)))
         end = await minute(session, url, proc.pid, window)
+        end["reloads_done"] = done["reloads"]
+        print(json.dumps({"at": "end", **end}), flush=True)
         for task in load:
             task.cancel()
         await asyncio.gather(*load, return_exceptions=True)
+        alive = proc.returncode is None
+        failed = excesses(start, end)
+        if done["reload_failures"]:
+            failed.append(f"{done['reload_failures']} of {done['reloads']} reloads failed")
+        if not alive:
+            failed.append(f"the daemon exited with {proc.returncode}")
         return {"probes": probes, "minutes": minutes, **done, "start": start, "end": end,
                 "rss_growth": round(end["rss_mib"] / start["rss_mib"] - 1, 3),
-                "fd_growth": end["fds"] - start["fds"], "alive": proc.returncode is None}
+                "fd_growth": end["fds"] - start["fds"], "alive": alive, "bounds": BOUNDS, "failed": failed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reloads", type=int, default=1000)
     p.add_argument("--scrapers", type=int, default=20)
     args = p.parse_args(argv)
-    print(json.dumps(asyncio.run(soak(args.probes, args.minutes, args.reloads, args.scrapers))))
-    return 0
+    summary = asyncio.run(soak(args.probes, args.minutes, args.reloads, args.scrapers))
+    print(json.dumps(summary))
+    for reason in summary["failed"]:
+        print(f"soak: {reason}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
 
 
 if __name__ == "__main__":

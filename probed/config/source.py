@@ -48,7 +48,16 @@ MAX_NODES = 4_000_000
 """YAML nodes in a document, each use of an alias counting the nodes it stands for: room for
 250,000 one-line probes (about 15 nodes each), or 100,000 with sections of their own (up to 40).
 It bounds the work an alias bomb can ask for (the loader walks an aliased subtree again at every
-use); memory is not what it bounds any more, as probes are converted one at a time."""
+use) and what the converted probes keep; the nodes alive at once are bounded by the two below."""
+MAX_ENTRY_NODES = 100_000
+"""YAML nodes in one entry (a probe, or one item or value of any top-level section), aliases
+expanded. A composed node costs a few hundred bytes: one entry stays within tens of MB while it is
+converted. A real probe has fewer than 100; a `body_json.equals` of thousands still fits."""
+MAX_HELD_NODES = 500_000
+"""YAML nodes of the values composed whole (every top-level section but the probes list, read one
+probe at a time), together: all alive until the file ends. Room for SLOs naming 100,000 probes."""
+ENTRY_DEPTH = 3  # the nesting level of an entry: the document's mapping, a section, then its entries
+_ALIASES = " (every use of an alias counts the nodes it repeats)"
 MAX_DEPTH = 64
 """Nesting levels. libyaml's scanner slows down quadratically with depth (and its own composer,
 which we do not use, recursed once per level: 100,000 levels crashed the process); real configs
@@ -103,7 +112,8 @@ def decode(data: bytes, filename: str) -> str:
 
 
 def compose(text: str, filename: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> yaml.Node | None:
-    """The document's root node (None for an empty file), or a ConfigError with FILE:LINE:COL."""
+    """The document's root node (None for an empty file), or a ConfigError with FILE:LINE:COL.
+    Composed whole, so within MAX_HELD_NODES: for small files."""
     document = Document(text, filename, max_nodes, max_depth)
     root = document.root()
     node = root.node() if root is not None else None
@@ -116,19 +126,27 @@ class Document:
     (`Value`), then `finish()`, which reads to the end of the stream. Every problem, wherever it is
     found, is raised as a ConfigError with FILE:LINE:COL."""
 
-    def __init__(self, text: str, filename: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH) -> None:
+    def __init__(self, text: str, filename: str, max_nodes: int = MAX_NODES, max_depth: int = MAX_DEPTH,
+                 max_entry_nodes: int = MAX_ENTRY_NODES, max_held_nodes: int = MAX_HELD_NODES) -> None:
         self.text = text
         self.filename = filename
         self._max_nodes = max_nodes
         self._max_depth = max_depth
+        self._max_entry = max_entry_nodes
+        self._max_held = max_held_nodes
         self._parser = YAML_LOADER(text)
         self._anchors: dict[str, yaml.Node] = {}
         self._root: Value | None = None
         # The shape check's state: nodes so far (aliases expanded), open collections (anchor,
-        # count at their start), and the size of every anchored node.
+        # count at their start, start mark, is a list), and the size of every anchored node.
         self._count = 0
-        self._open: list[tuple[str | None, int]] = []
+        self._open: list[tuple[str | None, int, Any, bool]] = []
         self._sizes: dict[str, int] = {}
+        # The count at the open entry's start and at the start of the value composed whole now (if
+        # any), the nodes composed whole before it, and the count not to exceed (the least limit).
+        self._entry_start: int | None = None
+        self._held_start: int | None = None
+        self._held, self._limit = 0, max_nodes
 
     def root(self) -> Value | None:
         """The document's root value, not read yet; None for a file without a document."""
@@ -171,26 +189,70 @@ class Document:
                 self._sizes[event.anchor] = 1
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
             self._count += 1
-            self._open.append((event.anchor, self._count))
+            self._open.append((event.anchor, self._count, event.start_mark, cls is SequenceStartEvent))
             if len(self._open) > self._max_depth:
                 raise self._refused(event.start_mark, f"YAML nested more than {self._max_depth} levels deep")
+            if len(self._open) == ENTRY_DEPTH:
+                self._entry_start, self._limit = self._count, min(self._limit, self._count - 1 + self._max_entry)
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
-            anchor, start = self._open.pop()
+            anchor, start, _, _ = self._open.pop()
             if anchor:
                 self._sizes[anchor] = self._count - start + 1
+            if len(self._open) == ENTRY_DEPTH - 1:
+                self._entry_start, self._limit = None, self._limit_now()
         elif cls is AliasEvent:
             size = self._sizes.get(event.anchor or "")
             if size is not None:
                 self._count += size
-            elif any(anchor == event.anchor for anchor, _ in self._open):
+                if len(self._open) == ENTRY_DEPTH - 1 and size > self._max_entry:  # the alias is an entry
+                    raise self._entry_too_large(event)
+            elif any(anchor == event.anchor for anchor, *_ in self._open):
                 raise self._refused(event.start_mark, f"alias *{event.anchor} is inside its own anchor (a cycle)")
             # else undefined: the composer reports it, once the rest of the stream is read
-        if self._count > self._max_nodes:
-            raise self._too_many(event)
+        if self._count > self._limit:
+            raise self._excess(event)
 
-    def _too_many(self, event: Any) -> ConfigError:
-        return self._refused(event.start_mark, f"the document expands to more than {self._max_nodes:,} YAML nodes "
-                                               "(every use of an alias counts the nodes it repeats)")
+    def _limit_now(self) -> int:
+        entry = self._max_nodes if self._entry_start is None else self._entry_start - 1 + self._max_entry
+        held = self._max_nodes if self._held_start is None else self._held_start + self._max_held - self._held
+        return min(self._max_nodes, entry, held)
+
+    def _excess(self, event: Any) -> ConfigError:
+        """The refusal for the limit the count has just passed (the document's, an entry's, or the held)."""
+        if self._count > self._max_nodes:
+            return self._refused(event.start_mark, f"the document expands to more than {self._max_nodes:,} YAML "
+                                                   f"nodes{_ALIASES}")
+        if self._entry_start is not None and self._count - self._entry_start + 1 > self._max_entry:
+            return self._entry_too_large(event)
+        return self._refused(self._open[1][2] if len(self._open) > 1 else event.start_mark,
+                             "this section is too large: the values read whole (every top-level section but the "
+                             f"probes list, which is read one probe at a time) expand to more than "
+                             f"{self._max_held:,} YAML nodes together{_ALIASES}")
+
+    def _entry_too_large(self, event: Any) -> ConfigError:
+        """Points at the alias or the innermost collection holding most of the entry, else the entry."""
+        limit, entry = self._max_entry, self._open[ENTRY_DEPTH - 1:]
+        rule = f"a probe, or any one entry of a section, may hold at most {limit:,} YAML nodes{_ALIASES}"
+        if not entry:
+            return self._refused(event.start_mark, f"this alias stands for more than {limit:,} YAML nodes: {rule}")
+        within = f"the entry it is in (from line {entry[0][2].line + 1}) expands to more than {limit:,} YAML nodes"
+        if event.__class__ is AliasEvent and self._sizes.get(event.anchor or "", 0) > limit // 2:
+            return self._refused(event.start_mark, f"this alias is too large: {within}; {rule}")
+        place = next((o for o in reversed(entry) if self._count - o[1] + 1 > limit // 2), entry[0])
+        kind = "list" if place[3] else "mapping"
+        if place is entry[0]:
+            return self._refused(place[2], f"this {kind} expands to more than {limit:,} YAML nodes: {rule}")
+        return self._refused(place[2], f"this {kind} is too large: {within}; {rule}")
+
+    def compose_held(self, event: Any) -> yaml.Node:
+        """The value that starts with `event`, composed whole and kept: counted against MAX_HELD_NODES."""
+        self._held_start, self._limit = self._count, min(self._limit, self._count + self._max_held - self._held)
+        try:
+            return self._compose(event)
+        finally:
+            self._held += self._count - self._held_start
+            self._held_start = None
+            self._limit = self._limit_now()
 
     def _drain(self) -> None:
         """Read (and check) the rest of the stream."""
@@ -204,7 +266,7 @@ class Document:
 
         The shape check of a scalar (most events are) is done here inline, as `_check` does it,
         to save a call per event."""
-        get_event, anchors, resolved, max_nodes = self._parser.get_event, self._anchors, _RESOLVED, self._max_nodes
+        get_event, anchors, resolved = self._parser.get_event, self._anchors, _RESOLVED
         open_nodes: list[Any] = []  # collections being composed; a mapping's children flat, paired at its end
         add_child: Any = None  # the innermost one's children.append
         try:
@@ -213,8 +275,8 @@ class Document:
                 node: Any
                 if cls is ScalarEvent:
                     self._count = count = self._count + 1
-                    if count > max_nodes:
-                        raise self._too_many(event)
+                    if count > self._limit:
+                        raise self._excess(event)
                     value, tag = event.value, event.tag
                     if tag is None or tag == "!":
                         tag = (resolved.get(value) or resolve_plain(value)) if event.implicit[0] else STR_TAG
@@ -308,7 +370,7 @@ class Value:
         event, self._event = self._event, None
         if event is None:
             raise RuntimeError("this YAML value was read already")
-        return self._document._compose(event)
+        return self._document.compose_held(event)
 
     def items(self) -> Iterator[yaml.Node]:
         """A list's items, each composed when it is reached (`is_sequence` must be true)."""
@@ -358,9 +420,10 @@ def _config_error(exc: yaml.YAMLError, text: str, filename: str) -> ConfigError:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         message = f"YAML syntax: {exc.problem}"
-        if mark is not None and _flow_interpolation(text, mark.line):
-            message += (" (in a flow mapping or list, `{` ends a plain value: `{password: ${X}}` reads as a "
-                        "nested mapping; quote it: `{password: \"${X}\"}`)")
+        cut = _flow_interpolation(text, mark, exc.problem or "") if mark is not None else None
+        if cut is not None:
+            message += (f" (in a flow mapping or list, `{{` ends a plain value, so `{cut}` reads as `$` and a "
+                        f"nested mapping; quote it: `\"{cut}\"`)")
         return ConfigError([ConfigIssue(filename, line, col, "", message)])
     if isinstance(exc, yaml.reader.ReaderError):
         before = text[:exc.position]
@@ -371,6 +434,16 @@ def _config_error(exc: yaml.YAMLError, text: str, filename: str) -> ConfigError:
     return ConfigError([ConfigIssue(filename, 0, 0, "", f"YAML: {exc}")])
 
 
-def _flow_interpolation(text: str, line: int) -> bool:
+_INTERPOLATION = re.compile(r"\$\{[^}\s\"']*\}?")
+
+
+def _flow_interpolation(text: str, mark: Any, problem: str) -> str | None:
+    """The unquoted `${NAME}` a flow mapping or list cut short where libyaml stopped, if that is
+    what it stopped on: the text as written on that line, for the hint."""
     lines = text.splitlines()
-    return line < len(lines) and re.search(r"[{\[,]\s*(?:[^\s\"'][^:]*:\s*)?\$\{", lines[line]) is not None
+    if "expected ','" not in problem or mark.line >= len(lines):  # only a flow collection ends a value at `{`
+        return None
+    line = lines[mark.line]
+    found = [m.group() for m in _INTERPOLATION.finditer(line) if m.start() <= mark.column  # up to the mark
+             and line[:m.start()].count('"') % 2 == 0 and line[:m.start()].count("'") % 2 == 0]  # not quoted
+    return found[-1] if found else None

@@ -142,7 +142,7 @@ def test_hints_only_when_close() -> None:
 def test_a_variable_in_a_flow_mapping_says_to_quote_it() -> None:
     assert errors('probes:\n  - {name: a, type: http, target: "http://x/", http: {headers: {password: ${X}}}}\n') == [
         "probes.yaml:2:76: YAML syntax: did not find expected ',' or '}' (in a flow mapping or list, `{` ends a "
-        'plain value: `{password: ${X}}` reads as a nested mapping; quote it: `{password: "${X}"}`)']
+        'plain value, so `${X}` reads as `$` and a nested mapping; quote it: `"${X}"`)']
 
 
 # --------------------------------------------------------------------------- secrets
@@ -216,8 +216,8 @@ def test_a_billion_laughs_fails_fast() -> None:
     for i in range(8):
         lol += f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n"
     assert errors(lol + "probes: []\n") == [
-        "probes.yaml:7:16: the document expands to more than 4,000,000 YAML nodes (every use of an alias counts "
-        "the nodes it repeats)"]
+        "probes.yaml:6:8: this alias stands for more than 100,000 YAML nodes: a probe, or any one entry of a "
+        "section, may hold at most 100,000 YAML nodes (every use of an alias counts the nodes it repeats)"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [
