@@ -28,7 +28,7 @@ import aiomysql
 
 from probed.probes.common.deadline import Deadline
 from probed.probes.sql import sql_kind
-from probed.probes.sql.attempt import GARBLED, DbProbe, timed_out, transport_failure
+from probed.probes.sql.attempt import DbProbe, driver_choked, timed_out, transport_failure
 from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
 from probed.probes.sql.config import SqlProbeConfig
 from probed.probes.sql.tls import client_tls_context
@@ -206,7 +206,7 @@ class MysqlProbe(DbProbe):
             handshake = stage in ("connect", "auth") and (code >= 2000 or code == 0)
             fallback = Reason.PROTOCOL_ERROR if handshake else Reason.QUERY_ERROR
             return _REASONS_BY_CODE.get(code, fallback), f"{stage}: {message} (error {code})"
-        if stage in ("connect", "auth") and isinstance(exc, GARBLED):
+        if driver_choked(exc, stage, ("aiomysql", "pymysql")):
             # PyMySQL parsing a greeting that is not one (a short packet, bad UTF-8, an index past the end).
             return Reason.PROTOCOL_ERROR, f"{stage}: not a MySQL server: {type(exc).__name__}: {exc}"
         return transport_failure(exc, stage)

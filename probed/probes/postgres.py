@@ -27,7 +27,7 @@ import asyncpg
 
 from probed.probes.common.deadline import Deadline
 from probed.probes.sql import sql_kind
-from probed.probes.sql.attempt import DbProbe, timed_out, transport_failure
+from probed.probes.sql.attempt import DbProbe, driver_choked, timed_out, transport_failure
 from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
 from probed.probes.sql.config import SqlProbeConfig
 from probed.probes.sql.pgwire import WIRE_WATCH, WireWatch, install
@@ -166,6 +166,9 @@ class PostgresProbe(DbProbe):
             if "password" in text or "authentication" in text:
                 return Reason.AUTH_FAILED, f"{stage}: {text}"
             return Reason.PROTOCOL_ERROR, f"{stage}: {text}"
+        if driver_choked(exc, stage, ("asyncpg",)):
+            # e.g. ReadyForQuery straight after the startup packet: asyncpg then has no server_version.
+            return Reason.PROTOCOL_ERROR, f"{stage}: not a PostgreSQL server: {type(exc).__name__}: {exc}"
         return transport_failure(exc, stage)
 
 

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from probed.config.schema import FieldError
 from probed.probes import MetricAlias, ProbeKind
 from probed.probes.common.deadline import Deadline
-from probed.probes.sql.attempt import GARBLED, Attempt, DbProbe, timed_out, transport_failure
+from probed.probes.sql.attempt import GARBLED, Attempt, DbProbe, driver_choked, raised_in, timed_out, transport_failure
 from probed.probes.sql.checks import SQL_ALIASES
 from probed.probes.sql.credentials import PasswordOptions, check_password_sources
 from probed.probes.sql.url import DbUrl, parse_db_url
@@ -75,6 +75,40 @@ class RedisProbeConfig(PasswordOptions):
                     raise FieldError(name, "needs `info: true` (the value comes from INFO)")
 
 
+class _Transports:
+    """Remembers every transport the connection gets, so the attempt can abort them itself.
+
+    redis-py's `disconnect()` forgets its writer before closing it, and it disconnects on its own
+    when setup (AUTH, SELECT) fails or is cancelled: by the time the attempt ends there may be no
+    writer left to find. Its close of a TLS connection only starts the TLS shutdown, and the
+    socket stays open until the server answers close_notify (or for 30 s): a leak when it never does.
+    """
+
+    @property
+    def _writer(self) -> asyncio.StreamWriter | None:
+        writer: asyncio.StreamWriter | None = self.__dict__.get("_probe_writer")
+        return writer
+
+    @_writer.setter
+    def _writer(self, writer: asyncio.StreamWriter | None) -> None:
+        self.__dict__["_probe_writer"] = writer
+        if writer is not None:
+            self.__dict__.setdefault("_probe_transports", []).append(writer.transport)
+
+    def abort(self) -> None:
+        """Close every socket the connection had, now (harmless after a clean close)."""
+        for transport in self.__dict__.pop("_probe_transports", ()):
+            transport.abort()
+
+
+class _Connection(_Transports, redis.asyncio.Connection):
+    pass
+
+
+class _SSLConnection(_Transports, redis.asyncio.SSLConnection):
+    pass
+
+
 class RedisProbe(DbProbe):
     schemes = SCHEMES
     default_port = DEFAULT_PORT
@@ -88,7 +122,7 @@ class RedisProbe(DbProbe):
         self.uses_tls = self.url.scheme == "rediss"
 
     def _connection(self, password: str | None, deadline: Deadline,
-                    transport_up: Callable[[], None]) -> redis.asyncio.Connection:
+                    transport_up: Callable[[], None]) -> _Connection | _SSLConnection:
         async def session_setup(conn: redis.asyncio.Connection) -> None:
             transport_up()  # TCP, and TLS (which Redis speaks from the first byte), are done
             await conn.on_connect()
@@ -98,8 +132,8 @@ class RedisProbe(DbProbe):
             socket_timeout=deadline.remaining(), socket_connect_timeout=deadline.remaining(),
             retry=Retry(NoBackoff(), 0), driver_info=None, protocol=2, redis_connect_func=session_setup)
         if not self.uses_tls:
-            return redis.asyncio.Connection(**common)
-        return redis.asyncio.SSLConnection(
+            return _Connection(**common)
+        return _SSLConnection(
             ssl_cert_reqs="none" if self.sslmode == "require" else "required",
             ssl_check_hostname=self.sslmode == "verify-full", ssl_ca_certs=self.sslrootcert, **common)
 
@@ -134,14 +168,10 @@ class RedisProbe(DbProbe):
             reason, detail = _classify(exc, attempt.stage(stage), deadline)
             return attempt.fail(reason, detail)
         finally:
-            # redis-py's close of a TLS connection only starts the TLS shutdown: the socket stays
-            # open until the server answers close_notify (or for 30 s), and a cancelled attempt
-            # or a stopped loop leaks it. Aborting closes the socket now, as the http probe's
-            # reset does; no await happens before that, so a cancelled attempt closes it too.
-            writer = getattr(conn, "_writer", None)
+            # Abort first, before any await, so a cancelled attempt closes its socket too; the
+            # disconnect after it only resets redis-py's own state.
+            conn.abort()
             await conn.disconnect(nowait=True)
-            if writer is not None:
-                writer.transport.abort()
 
     def _check_info(self, attempt: Attempt, info: Mapping[str, str]) -> None:
         version, mode = info.get("redis_version", ""), info.get("redis_mode", "")
@@ -203,6 +233,9 @@ def _int(info: Mapping[str, str], key: str) -> int | None:
         return None
 
 
+_DRIVER = ("redis",)
+
+
 def _classify(exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, str]:
     if isinstance(exc, (TimeoutError, redis.exceptions.TimeoutError)):
         return timed_out(stage, deadline)
@@ -217,13 +250,15 @@ def _classify(exc: Exception, stage: str, deadline: Deadline) -> tuple[Reason, s
         if isinstance(cause, (OSError, EOFError)):  # refused, reset, TLS: the transport's own reason
             return transport_failure(cause, stage)
         return Reason.CONNECTION_RESET, f"{stage}: {exc}"
-    if isinstance(exc, (redis.exceptions.InvalidResponse, *GARBLED)):
-        # Bytes that are not RESP (a length of -5, an HTTP status line): not a Redis server.
-        return Reason.PROTOCOL_ERROR, f"{stage}: not a Redis server: {exc}"
     if isinstance(exc, redis.exceptions.ResponseError):
         if "DB index is out of range" in str(exc):
             return Reason.DATABASE_NOT_FOUND, f"{stage}: {exc}"
         return Reason.QUERY_ERROR, f"{stage}: {exc}"
+    if (isinstance(exc, redis.exceptions.InvalidResponse) or driver_choked(exc, stage, _DRIVER)
+            or (isinstance(exc, GARBLED) and raised_in(exc, _DRIVER))):
+        # Bytes that are not RESP (a length of -5, an HTTP status line): not a Redis server. The
+        # parser reads the server's bytes in every stage; in ours, a ValueError is a bug of ours.
+        return Reason.PROTOCOL_ERROR, f"{stage}: not a Redis server: {exc}"
     return transport_failure(exc, stage)
 
 

@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import random
 import socket
+import socketserver
+import ssl
 import struct
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -127,3 +130,106 @@ async def hostile_server(behaviour: str) -> AsyncIterator[Hostile]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
+
+
+# --------------------------------------------------------------------------- TLS-speaking hostiles
+
+PG_SSL_REQUEST = struct.pack("!ii", 8, 80877103)
+_MYSQL_CAPABILITIES = 0x1 | 0x8 | 0x200 | 0x800 | 0x8000 | 0x80000
+"""LONG_PASSWORD, CONNECT_WITH_DB, PROTOCOL_41, SSL, SECURE_CONNECTION, PLUGIN_AUTH."""
+
+
+def mysql_greeting(capabilities: int = _MYSQL_CAPABILITIES) -> bytes:
+    """A protocol-10 handshake packet (sequence 0) offering `capabilities` (TLS among them)."""
+    salt = b"abcdefghijklmnopqrst"
+    body = (b"\x0a" + b"8.0.36-hostile\x00" + struct.pack("<I", 7) + salt[:8] + b"\x00"
+            + struct.pack("<H", capabilities & 0xFFFF) + b"\x21" + struct.pack("<H", 2)
+            + struct.pack("<H", capabilities >> 16) + bytes([len(salt) + 1]) + b"\x00" * 10
+            + salt[8:] + b"\x00" + b"mysql_native_password\x00")
+    return len(body).to_bytes(3, "little") + b"\x00" + body
+
+
+def _recv_exactly(conn: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("client left")
+        data += chunk
+    return data
+
+
+def _tls_after_preamble(conn: socket.socket, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    """Whatever each protocol says before its TLS handshake, then the handshake.
+
+    TLS-first clients (https, rediss, tls, tcp with tls) open with a ClientHello; PostgreSQL asks
+    with an SSLRequest and gets `S`; a MySQL client says nothing until greeted, then asks for TLS
+    with a 32-byte SSL request packet.
+    """
+    conn.settimeout(0.3)
+    try:
+        first = conn.recv(1, socket.MSG_PEEK)
+    except TimeoutError:
+        first = b""
+    conn.settimeout(10)
+    if not first:
+        conn.sendall(mysql_greeting())
+        _recv_exactly(conn, 4 + 32)
+    elif first == b"\x00":
+        if _recv_exactly(conn, 8) != PG_SSL_REQUEST:
+            raise ConnectionError("not a PostgreSQL TLS request")
+        conn.sendall(b"S")
+    return ctx.wrap_socket(conn, server_side=True)
+
+
+def _tls_silent(tls: ssl.SSLSocket, released: threading.Event) -> None:
+    """Handshake, then nothing: never reads again, so never sees (or answers) close_notify."""
+    released.wait(30)
+
+
+def _tls_garbage(tls: ssl.SSLSocket, released: threading.Event) -> None:
+    tls.sendall(random.Random(2).randbytes(300) + b"\r\n")
+    released.wait(30)
+
+
+def _tls_no_close_notify(tls: ssl.SSLSocket, released: threading.Event) -> None:
+    """Reads everything the client sends and answers none of it; after the client's close_notify
+    it keeps the connection open without answering, as some load balancers do."""
+    with contextlib.suppress(OSError):
+        while tls.recv(65536):
+            pass
+    released.wait(30)
+
+
+TLS_BEHAVIOURS: dict[str, Callable[[ssl.SSLSocket, threading.Event], None]] = {
+    "tls_silent": _tls_silent, "tls_garbage": _tls_garbage, "tls_no_close_notify": _tls_no_close_notify,
+}
+
+
+@contextlib.asynccontextmanager
+async def tls_hostile_server(behaviour: str) -> AsyncIterator[Hostile]:
+    """A server that completes the TLS handshake (certificate minted here, self-signed) and then
+    misbehaves. Plain threads and blocking sockets: an asyncio server would answer close_notify."""
+    from tests.peers.tls import self_signed
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    self_signed(HOST).load_into(ctx)
+    act = TLS_BEHAVIOURS[behaviour]
+    released = threading.Event()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with contextlib.suppress(OSError), _tls_after_preamble(self.request, ctx) as tls:
+                act(tls, released)
+
+    server = socketserver.ThreadingTCPServer((HOST, 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Hostile(behaviour, server.server_address[1])
+    finally:
+        released.set()
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+        thread.join()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import sys
 import time
 from collections.abc import Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -111,6 +112,38 @@ class Attempt:
 
 GARBLED: tuple[type[Exception], ...] = (ValueError, LookupError, struct.error)
 """What drivers raise while parsing bytes that are not their protocol: a `protocol_error`, not a bug."""
+
+
+def raised_in(exc: BaseException, packages: Collection[str]) -> bool:
+    """Whether `exc` comes from one of `packages` (the driver) rather than from probed.
+
+    Decided by the innermost frame outside the standard library: the driver calling `struct` or
+    `codecs` still counts as the driver, while one of our callbacks (a phase mark, a TLS check)
+    failing inside the driver's connect does not, so a bug of ours stays an `internal_error`.
+    """
+    modules = []
+    tb = exc.__traceback__
+    while tb is not None:
+        modules.append(str(tb.tb_frame.f_globals.get("__name__", "")))
+        tb = tb.tb_next
+    for module in reversed(modules):
+        top = module.partition(".")[0]
+        if top not in sys.stdlib_module_names:
+            return top in packages
+    return False
+
+
+def driver_choked(exc: Exception, stage: str, packages: Collection[str]) -> bool:
+    """Whether the driver failed on what the server sent while connecting or authenticating.
+
+    Until the session is ready, everything the driver parses is the server's greeting and
+    handshake, so any exception other than a transport error that the driver itself raises there
+    (PyMySQL's `UnboundLocalError` on a short greeting, asyncpg's `AttributeError` on a
+    ReadyForQuery before any parameters) means the peer is not speaking the protocol: a
+    `protocol_error`. Later stages, and exceptions raised in probed's own code, are not covered.
+    """
+    return (stage in ("connect", "auth") and not isinstance(exc, (OSError, EOFError))
+            and raised_in(exc, packages))
 
 
 def timed_out(stage: str, deadline: Deadline) -> tuple[Reason, str]:
