@@ -239,8 +239,12 @@ class TcpProbe:
             if writer is not None:
                 if self._reset:
                     writer.transport.abort()  # SO_LINGER 0 is set: the close sends RST
+                elif writer.get_extra_info("ssl_object") is not None:
+                    # A TLS close waits for the peer's close_notify, up to asyncio's 30 s shutdown
+                    # timeout: a server that never answers would hold the socket that long.
+                    writer.transport.abort()
                 else:
-                    writer.close()  # not awaited: a slow TLS close_notify must not hold the attempt
+                    writer.close()
             elif not handed_over:
                 sock.close()
 

@@ -60,10 +60,7 @@ NO_TLS_TARGET = {
 """Types that cannot be pointed at the TLS hostiles, and why; every other type needs a TLS target."""
 HANDSHAKE_IS_ALL = {"tls"}
 """Types whose whole check is the handshake, which every TLS hostile completes: ok is right."""
-KNOWN_TLS_LEAKS = {
-    "http": "issue 12 item 3: aiohttp closes a TLS connection gracefully and the socket waits for close_notify",
-    "tcp": "issue 12 item 3: tcp's writer.close() on TLS waits for close_notify instead of aborting",
-}
+KNOWN_TLS_LEAKS: dict[str, str] = {}
 """Open leaks in files this test's owner does not edit; strict, so the fix makes them fail until removed."""
 
 

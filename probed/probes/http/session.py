@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import socket
 import ssl
 from collections.abc import Callable
@@ -144,6 +145,19 @@ def _noted(made: tuple[asyncio.Transport, ResponseHandler]) -> tuple[asyncio.Tra
         watcher.peer = (sock.family, str(peer[0]))
     return made
 
+class _ResetHandler(ResponseHandler):
+    """The protocol of a fresh-connection session: closing a connection aborts it. SO_LINGER 0 makes
+    a plain close a reset already, but a TLS close first sends close_notify and waits for the
+    server's, up to asyncio's 30 s shutdown timeout: a server that never answers would hold the
+    socket that long after the attempt (the test zoo has one)."""
+
+    def close(self) -> None:
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+        super().close()
+
+
 class _Connector(aiohttp.TCPConnector):
     """aiohttp's connector with a cheaper TCP connect for the common single-address case.
 
@@ -166,6 +180,8 @@ class _Connector(aiohttp.TCPConnector):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reset_on_close = reset_on_close
+        if reset_on_close:
+            self._factory = functools.partial(_ResetHandler, loop=self._loop)
         self._address_check = address_check
 
     async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> tuple[asyncio.Transport, ResponseHandler]:

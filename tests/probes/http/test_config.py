@@ -100,6 +100,9 @@ def test_the_private_aiohttp_hooks_of_the_fast_connect_still_exist() -> None:
     create = inspect.signature(aiohttp.TCPConnector._wrap_create_connection).parameters
     existing = inspect.signature(aiohttp.TCPConnector._wrap_existing_connection).parameters
     assert {"addr_infos", "req", "client_error"} <= set(create) and {"req", "client_error"} <= set(existing)
+    # A fresh-connection session's protocol factory: closing aborts (tests/probes/test_hostile.py's
+    # TLS zoo fails if this hook stops taking effect).
+    assert "self._factory = functools.partial(ResponseHandler" in inspect.getsource(aiohttp.BaseConnector.__init__)
 
 
 def test_aliases_use_blackbox_names() -> None:
