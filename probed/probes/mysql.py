@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiomysql
 
 from probed.probes.common.deadline import Deadline
+from probed.probes.common.transports import RemembersTransports
 from probed.probes.sql import sql_kind
 from probed.probes.sql.attempt import DbProbe, driver_choked, timed_out, transport_failure
 from probed.probes.sql.checks import ServerState, check_rows, check_server_state, record_sql_server
@@ -73,30 +74,14 @@ class _TlsUnavailable(Exception):
     """The server does not offer TLS but sslmode requires it."""
 
 
-class _ProbeConnection(aiomysql.Connection):  # type: ignore[misc]
+class _ProbeConnection(RemembersTransports, aiomysql.Connection):  # type: ignore[misc]
     require_tls = False
     greeted: Callable[[], None] | None = None
     """Called once the server's greeting is in: the `connect` phase ends, `auth` begins."""
 
-    # Every transport the connection ever had (the plain one, then the TLS one), so that each way
-    # out can abort them all. aiomysql forgets its writer when a read is cancelled or the handshake
-    # fails, and what it does close it closes gracefully, which with TLS waits up to 30 s for a
-    # close_notify that a server busy with an abandoned query (or gone) does not send.
-    @property
-    def _writer(self) -> asyncio.StreamWriter | None:
-        writer: asyncio.StreamWriter | None = self.__dict__.get("_probe_writer")
-        return writer
-
-    @_writer.setter
-    def _writer(self, writer: asyncio.StreamWriter | None) -> None:
-        self.__dict__["_probe_writer"] = writer
-        if writer is not None:
-            self.__dict__.setdefault("_probe_transports", []).append(writer.transport)
-
     def abort(self) -> None:
         """Drop the connection now: every transport aborted (harmless after a clean close)."""
-        for transport in self.__dict__.get("_probe_transports", ()):
-            transport.abort()
+        self.abort_transports()
         self.close()
 
     async def _request_authentication(self) -> None:

@@ -25,6 +25,7 @@ from redis.backoff import NoBackoff
 from probed.config.schema import FieldError
 from probed.probes import MetricAlias, ProbeKind
 from probed.probes.common.deadline import Deadline
+from probed.probes.common.transports import RemembersTransports
 from probed.probes.sql.attempt import GARBLED, Attempt, DbProbe, driver_choked, raised_in, timed_out, transport_failure
 from probed.probes.sql.checks import SQL_ALIASES
 from probed.probes.sql.credentials import PasswordOptions, check_password_sources
@@ -75,37 +76,11 @@ class RedisProbeConfig(PasswordOptions):
                     raise FieldError(name, "needs `info: true` (the value comes from INFO)")
 
 
-class _Transports:
-    """Remembers every transport the connection gets, so the attempt can abort them itself.
-
-    redis-py's `disconnect()` forgets its writer before closing it, and it disconnects on its own
-    when setup (AUTH, SELECT) fails or is cancelled: by the time the attempt ends there may be no
-    writer left to find. Its close of a TLS connection only starts the TLS shutdown, and the
-    socket stays open until the server answers close_notify (or for 30 s): a leak when it never does.
-    """
-
-    @property
-    def _writer(self) -> asyncio.StreamWriter | None:
-        writer: asyncio.StreamWriter | None = self.__dict__.get("_probe_writer")
-        return writer
-
-    @_writer.setter
-    def _writer(self, writer: asyncio.StreamWriter | None) -> None:
-        self.__dict__["_probe_writer"] = writer
-        if writer is not None:
-            self.__dict__.setdefault("_probe_transports", []).append(writer.transport)
-
-    def abort(self) -> None:
-        """Close every socket the connection had, now (harmless after a clean close)."""
-        for transport in self.__dict__.pop("_probe_transports", ()):
-            transport.abort()
-
-
-class _Connection(_Transports, redis.asyncio.Connection):
+class _Connection(RemembersTransports, redis.asyncio.Connection):
     pass
 
 
-class _SSLConnection(_Transports, redis.asyncio.SSLConnection):
+class _SSLConnection(RemembersTransports, redis.asyncio.SSLConnection):
     pass
 
 
@@ -170,7 +145,7 @@ class RedisProbe(DbProbe):
         finally:
             # Abort first, before any await, so a cancelled attempt closes its socket too; the
             # disconnect after it only resets redis-py's own state.
-            conn.abort()
+            conn.abort_transports()
             await conn.disconnect(nowait=True)
 
     def _check_info(self, attempt: Attempt, info: Mapping[str, str]) -> None:

@@ -181,7 +181,7 @@ class _Connector(aiohttp.TCPConnector):
         super().__init__(*args, **kwargs)
         self._reset_on_close = reset_on_close
         if reset_on_close:
-            self._factory = functools.partial(_ResetHandler, loop=self._loop)
+            self._factory = functools.partial(_ResetHandler, loop=self._loop)  # type: ignore[assignment]
         self._address_check = address_check
 
     async def _wrap_create_connection(self, *args: Any, **kwargs: Any) -> tuple[asyncio.Transport, ResponseHandler]:
