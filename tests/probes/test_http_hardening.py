@@ -4,6 +4,9 @@
   loop keeps running other probes meanwhile (their results show it, not a stopwatch).
 - A body or header built to make a regexp backtrack is matched in linear time (RE2), within
   the timeout, while other probes keep their schedule.
+- A body built to make RE2's search slow (its DFA gives up; the cost is then the body's length
+  times the pattern's program) is searched in a search thread: the attempt ends at its timeout
+  and the loop keeps running other probes; a small body is searched on the loop.
 - Header values that cannot be sent are config errors; URL credentials with an explicit
   `Authorization` header: the header wins.
 - The Basic header made from URL credentials is a secret; quoted values are redacted, then clipped.
@@ -14,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
+from probed.config import regex
+from probed.config.regex import MAX_PROGRAM_SIZE, Match, Regexp, SearchPool
 from probed.config.schema import ConfigError
 from probed.result import Reason
 from probed.runtime.attempt import run_attempt
@@ -93,6 +99,65 @@ async def test_a_body_built_to_make_a_regexp_backtrack_is_matched_within_the_tim
             assert result.duration_s < 1.0, result.duration_s
             await asyncio.sleep(0.1)
     assert fast and set(fast) == {Reason.OK}, fast
+
+
+SLOW_FOR_RE2 = ".*[ -O].{600}~"
+"""Under the program-size cap, but close to it: on text of printable characters without `~`, every
+character from space to `O` opens a count of 600 that RE2's DFA cannot keep in its states, so
+its search steps thousands of instructions over every byte."""
+
+
+@pytest.fixture
+async def random_printable_body() -> AsyncIterator[str]:
+    """A loopback HTTP server whose body is a million random printable characters, none a `~`."""
+    body = bytes(0x20 + b % 94 for b in os.urandom(1_000_000))  # 0x20 to 0x7d
+
+    async def answer(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_get("/", answer)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, 0).start()
+    try:
+        yield f"http://{HOST}:{runner.addresses[0][1]}/"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_built_to_make_re2_slow_ends_at_the_timeout_and_other_probes_keep_their_schedule(
+        prober: Prober, web_peer: WebPeer, random_printable_body: str) -> None:
+    assert Regexp(SLOW_FOR_RE2).program_size > MAX_PROGRAM_SIZE * 0.9
+    async with a_healthy_probe_alongside(prober, web_peer) as fast:
+        before = len(fast)
+        result = await prober.once("http", random_printable_body, {"fail_if_body_matches_regexp": [SLOW_FOR_RE2]},
+                                   timeout=1.0)
+        during = len(fast) - before
+        await asyncio.sleep(0.5)  # the search goes on in its thread, and the loop with the probe alongside
+    assert result.reason is Reason.TIMEOUT, (result.reason, result.detail)
+    assert result.detail.startswith("checking the body: no result within"), result.detail
+    assert during >= 4, fast  # about 8 in the attempt's 0.9 s; a loop held by the search gets one or two
+    assert set(fast) == {Reason.OK}, fast
+    for _ in range(1200):  # the search finishes in its thread, its result dropped; then no thread is left
+        if regex.SEARCHES.busy == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert regex.SEARCHES.busy == 0
+
+
+class _NoThreads(SearchPool):
+    async def search(self, regexp: Regexp, text: str | bytes | bytearray, deadline: float) -> Match | None:
+        raise AssertionError(f"a search of {len(text)} characters for /{regexp.pattern}/ left the loop")
+
+
+async def test_a_small_body_is_searched_on_the_loop(prober: Prober, web_peer: WebPeer,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(regex, "SEARCHES", _NoThreads())
+    result = await prober.once("http", f"{web_peer.url}/json/ok", {
+        "fail_if_body_not_matches_regexp": [r'"status":\s*"ok"'],
+        "fail_if_header_not_matches": [{"header": "Content-Type", "regexp": "^application/json"}]})
+    assert result.reason is Reason.OK, result.detail
 
 
 async def test_a_gzip_bomb_under_the_default_cap_is_body_too_large(prober: Prober, web_peer: WebPeer) -> None:

@@ -1,16 +1,21 @@
 """User regexps are RE2 (issue 12 item 2): linear-time matching on whatever a target or a client
 sends, in the dialect of blackbox_exporter and Prometheus, with its syntax errors as config errors.
+A pattern whose program is too large to search quickly is a config error too, and costly searches
+run in a few threads whose queue holds only searches someone still waits for.
 
 HTTP bodies and headers are in test_http_hardening.py, next to the gzip bomb."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from typing import ClassVar
 
 import pytest
 
 from probed.blackbox.guard import Denied, TargetGuard
-from probed.config.regex import Regexp, RegexpError
+from probed.config.regex import MAX_PROGRAM_SIZE, Match, Regexp, RegexpError, SearchPool
 from probed.config.schema import ConfigError
 from probed.result import Reason
 from probed.runtime.probeset import parse_config
@@ -84,3 +89,96 @@ def test_equal_patterns_are_equal() -> None:
     # A reload compares probe settings: an unchanged regexp must not look changed.
     assert Regexp("^ok$") == Regexp("^ok$") and hash(Regexp("^ok$")) == hash(Regexp("^ok$"))
     assert Regexp("^ok$") != Regexp("^ok$", ignore_case=True)
+
+
+REALISTIC = [
+    r'"status":\s*"ok"', r"^https://app\.example\.com$", '<div id="root">', r"^(\+PONG|-NOAUTH)",
+    r"d[0-9a-z]+\.cloudfront\.net", r"v=spf1 .*include:amazonses\.com.*", r"^Apache/2\.2", "^[0-4]$",
+    r"(?i)<title>.*</title>", r"(?i)(error|exception|fatal|panic|traceback)",
+    r"\b(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\b",
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})",
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    r'(?i)"version":\s*"v?\d+\.\d+\.\d+(-[a-z0-9.]+)?"',
+]
+
+
+def test_realistic_patterns_are_far_under_the_program_size_cap() -> None:
+    for pattern in REALISTIC:
+        assert Regexp(pattern).program_size < MAX_PROGRAM_SIZE / 20, pattern
+    for roomy in (r"\pL+", r"[a-z0-9]{1,63}(\.[a-z0-9]{1,63}){1,10}", ".{0,500}"):  # a Unicode class, counted labels
+        assert Regexp(roomy).program_size <= MAX_PROGRAM_SIZE, roomy
+
+
+def test_a_pattern_over_the_program_size_cap_is_a_config_error_with_its_line() -> None:
+    text = "probes:\n  - name: a\n    type: http\n    target: http://x/\n" \
+           "    http: {fail_if_body_matches_regexp: ['(.*a.{999})c']}\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "probes.yaml", {})
+    (issue,) = caught.value.issues
+    assert str(issue).startswith('probes.yaml:5:42: probes[0].http.fail_if_body_matches_regexp[0]: invalid regexp '
+                                 f'"(.*a.{{999}})c": too large: it compiles to 8,006 RE2 instructions, at most '
+                                 f"{MAX_PROGRAM_SIZE:,} ("), str(issue)
+
+
+class _Gated(Regexp):
+    """Its searches wait for `gate` and count themselves: a search thread's work, made visible."""
+
+    gate: ClassVar[threading.Event] = threading.Event()
+    searched: ClassVar[list[str]] = []
+
+    def search(self, text: str | bytes | bytearray) -> Match | None:
+        self.searched.append(self.pattern)
+        self.gate.wait(30)
+        return super().search(text)
+
+
+async def test_searches_whose_callers_gave_up_never_run_and_the_threads_end() -> None:
+    pool, _Gated.searched[:] = SearchPool(workers=2), []
+    _Gated.gate.clear()
+    try:
+        running = [asyncio.ensure_future(pool.search(_Gated("x"), "x", time.monotonic() + 30)) for _ in range(2)]
+        for _ in range(1000):  # until both threads are busy
+            if len(_Gated.searched) == 2:
+                break
+            await asyncio.sleep(0.01)
+        flood = [asyncio.ensure_future(pool.search(_Gated("late"), "late", time.monotonic() + 0.2))
+                 for _ in range(50)]
+        _, waiting = await asyncio.wait(flood, timeout=10)  # far past their deadlines
+        assert not waiting, "a caller waited past its deadline"
+        for outcome in flood:
+            assert isinstance(outcome.exception(), TimeoutError), outcome
+        assert pool.queued == 0  # gone with their callers, not left for the threads
+        _Gated.gate.set()
+        assert [m is not None for m in await asyncio.gather(*running)] == [True, True]
+    finally:
+        _Gated.gate.set()
+    assert await idle(pool), "a search thread outlived its work"  # nothing to shut down, nothing left behind
+    assert _Gated.searched == ["x", "x"], "a search whose caller had given up ran"
+
+
+async def test_a_search_still_running_at_the_deadline_is_a_timeout_and_its_result_is_dropped() -> None:
+    pool, _Gated.searched[:] = SearchPool(workers=1), []
+    loop, errors = asyncio.get_running_loop(), []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    _Gated.gate.clear()
+    try:
+        search = asyncio.ensure_future(pool.search(_Gated("x"), "x", time.monotonic() + 0.1))
+        _, waiting = await asyncio.wait([search], timeout=10)  # far past its deadline, the gate still shut
+        assert not waiting, "the caller waited past its deadline"
+        assert isinstance(search.exception(), TimeoutError), search
+        _Gated.gate.set()
+        assert await idle(pool)
+        await asyncio.sleep(0.05)  # the answer reaches the loop, which drops it
+    finally:
+        _Gated.gate.set()
+        loop.set_exception_handler(None)
+    assert _Gated.searched == ["x"] and errors == []
+
+
+async def idle(pool: SearchPool) -> bool:
+    """Whether the pool's threads all end (within a bound far beyond what ending takes)."""
+    for _ in range(1000):
+        if not pool.busy:
+            return True
+        await asyncio.sleep(0.01)
+    return False

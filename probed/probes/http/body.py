@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import codecs
 import zlib
-from collections.abc import Generator, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import aiohttp
 
@@ -34,6 +34,11 @@ _GZIP = 16 + zlib.MAX_WBITS
 _WBITS = {"gzip": _GZIP, "x-gzip": _GZIP, "deflate": zlib.MAX_WBITS}
 
 T = TypeVar("T")
+
+Step: TypeAlias = Callable[[float], Awaitable[object]] | None
+"""What step-wise work yields between pieces: None after a piece done on the loop, or a piece to
+await until the attempt's deadline (given as time.monotonic()), whose result is sent back."""
+Steps: TypeAlias = Generator[Step, object, T]
 
 
 class OutOfTime(Exception):
@@ -123,12 +128,21 @@ def _decoder(charset: str | None) -> codecs.IncrementalDecoder:
         return codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
-async def in_steps(work: Generator[None, None, T], deadline: Deadline) -> T:
-    """Drives a generator that yields between bounded pieces of CPU work: checks the deadline
-    and lets the loop run between pieces. Raises OutOfTime at the deadline."""
+async def in_steps(work: Steps[T], deadline: Deadline) -> T:
+    """Drives step-wise work (see Step): awaits the pieces it hands over, checks the deadline and
+    lets the loop run between pieces. Raises OutOfTime at the deadline, also when a piece it
+    awaits has no result by then (a search thread's search, config/regex.py)."""
+    reply: object = None
     try:
         while True:
-            next(work)
+            step = work.send(reply)
+            reply = None
+            if step is not None:
+                try:
+                    reply = await step(deadline.at)
+                except TimeoutError:
+                    work.close()
+                    raise OutOfTime from None
             if deadline.expired():
                 work.close()
                 raise OutOfTime

@@ -19,7 +19,6 @@ import time
 from time import perf_counter
 
 import aiohttp
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from probed.config.model import ProbeSpec
@@ -36,10 +35,10 @@ from probed.probes.common.errors import classify
 from probed.probes.common.net import FAMILIES, with_lookup_time
 from probed.probes.common.tls import TLS_WATCHER, client_context
 from probed.probes.http.body import BadEncoding, Body, OutOfTime, in_steps, read_body
-from probed.probes.http.checks import SHOWN, check_body
+from probed.probes.http.checks import HeaderCheck, check_body, check_headers
 from probed.probes.http.config import HttpSettings
 from probed.probes.http.session import SessionPool, Timing
-from probed.redact import excerpt, redact, remember
+from probed.redact import redact, remember
 from probed.result import ProbeResult, Reason
 
 
@@ -70,8 +69,9 @@ class HttpProbe:
         self._max_redirects = s.max_redirects
         self._ok_codes = _code_set(s.valid_status_codes)
         self._codes_text = _describe_codes(s.valid_status_codes)
-        self._header_checks = [(h.header, h.regexp, h.allow_missing, True) for h in s.fail_if_header_not_matches]
-        self._header_checks += [(h.header, h.regexp, h.allow_missing, False) for h in s.fail_if_header_matches]
+        self._header_checks: list[HeaderCheck] = [
+            *((h.header, h.regexp, h.allow_missing, True) for h in s.fail_if_header_not_matches),
+            *((h.header, h.regexp, h.allow_missing, False) for h in s.fail_if_header_matches)]
         self._body_must = s.fail_if_body_not_matches_regexp
         self._body_must_not = s.fail_if_body_matches_regexp
         self._json_checks = s.body_json
@@ -195,10 +195,16 @@ class HttpProbe:
         if too_large:
             return ProbeResult.fail(Reason.BODY_TOO_LARGE,
                                     f"body larger than max_body_bytes ({self._max_body} bytes)", **result)
-        problem = self._check_headers(response.headers)
-        if problem:
-            values["failed_due_to_regex"] = 1
-            return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
+        if self._header_checks:
+            try:
+                problem = await in_steps(check_headers(response.headers, self._header_checks, self._secrets),
+                                         deadline)
+            except OutOfTime:
+                return ProbeResult.fail(Reason.TIMEOUT, f"checking the headers: no result within "
+                                        f"{deadline.total_s:.3g}s", **result)
+            if problem:
+                values["failed_due_to_regex"] = 1
+                return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
         if self._needs_body:
             try:
                 problem = await in_steps(check_body(body.text, self._body_must_not, self._body_must,
@@ -254,19 +260,6 @@ class HttpProbe:
             return None
         reason, detail = judge(report, now, self._min_days, verify_error)
         return None if reason is Reason.OK else (reason, detail)
-
-    def _check_headers(self, headers: CIMultiDictProxy[str]) -> str:
-        for name, pattern, allow_missing, must_match in self._header_checks:
-            found = headers.getall(name, ())
-            if not found:
-                if allow_missing:
-                    continue
-                return f"header {name} is missing"
-            matched = any(pattern.search(v) for v in found)
-            if matched != must_match:
-                verb = "does not match" if must_match else "matches"
-                return f'header {name}: "{excerpt(found[0], self._secrets, SHOWN)}" {verb} /{pattern.pattern}/'
-        return ""
 
     def _broken(self, exc: BaseException, timing: Timing) -> ProbeResult:
         reason, detail = self._classify(exc)
