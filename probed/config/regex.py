@@ -68,6 +68,10 @@ class RegexpError(ValueError):
     """The pattern is not valid RE2; the message says why (e.g. "invalid perl operator: (?=")."""
 
 
+class RegexpTooLarge(RegexpError):
+    """The pattern is valid RE2 but compiles to more than MAX_PROGRAM_SIZE instructions."""
+
+
 def _options(ignore_case: bool, bytewise: bool) -> Any:
     options = _RE2.Options()
     options.log_errors = False  # RE2 would print each refused pattern to stderr; the caller reports it
@@ -106,7 +110,7 @@ class Regexp:
         object.__setattr__(self, "_compiled", compiled)
         object.__setattr__(self, "_size", max(compiled.programsize, compiled.reverseprogramsize))
         if self.program_size > MAX_PROGRAM_SIZE:
-            raise RegexpError(f"too large: it compiles to {self.program_size:,} RE2 instructions, at most "
+            raise RegexpTooLarge(f"too large: it compiles to {self.program_size:,} RE2 instructions, at most "
                               f"{MAX_PROGRAM_SIZE:,} (a search costs up to the text's length times that; "
                               "counted repetitions such as .{999} or \\pL{20} add the most)")
 

@@ -213,7 +213,7 @@ class TcpProbe:
                     for expect, send in self._steps:
                         if expect is not None:
                             waiting_for = expect
-                            await self._expect(reader, expect, received)
+                            await self._expect(reader, expect, received, deadline)
                             waiting_for = None
                         if send is not None:
                             writer.write(send)
@@ -264,11 +264,13 @@ class TcpProbe:
         result["facts"]["tls"] = chain_facts(report, now)
         return None
 
-    async def _expect(self, reader: asyncio.StreamReader, pattern: Regexp, received: bytearray) -> None:
+    async def _expect(self, reader: asyncio.StreamReader, pattern: Regexp, received: bytearray,
+                      deadline: float) -> None:
         """Reads until `pattern` matches; consumes `received` through the match (the rest is
-        left for the next step). Bounded by max_read_bytes."""
+        left for the next step). Bounded by max_read_bytes; a costly search runs in a search
+        thread until the deadline (a copy, so the buffer can change while it runs)."""
         while True:
-            match = pattern.search(received)
+            match = await pattern.search_until(bytes(received), deadline)
             if match is not None:
                 del received[:match.end()]
                 return

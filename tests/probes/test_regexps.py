@@ -120,6 +120,17 @@ def test_a_pattern_over_the_program_size_cap_is_a_config_error_with_its_line() -
                                  f"{MAX_PROGRAM_SIZE:,} ("), str(issue)
 
 
+def test_a_dns_expect_over_the_cap_is_a_config_error_not_exact_text() -> None:
+    # An `expect` entry that is not a valid regexp is matched as exact text; one that is a regexp
+    # too large to run must not quietly become exact text instead.
+    text = ("probes:\n  - {name: d, type: dns, target: example.com,\n"
+            "     dns: {server: 127.0.0.1, expect: ['(.*a.{999})c']}}\n")
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "probes.yaml", {})
+    (issue,) = caught.value.issues
+    assert "probes[0].dns.expect: a regexp too large" in str(issue), str(issue)
+
+
 class _Gated(Regexp):
     """Its searches wait for `gate` and count themselves: a search thread's work, made visible."""
 

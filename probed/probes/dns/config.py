@@ -13,7 +13,7 @@ import dns.name
 import dns.resolver
 import dns.reversename
 
-from probed.config.regex import Regexp, RegexpError
+from probed.config.regex import Regexp, RegexpError, RegexpTooLarge
 from probed.config.schema import FieldError, Regex
 
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA", "PTR"]
@@ -76,7 +76,11 @@ class DnsProbeConfig:
         for entry in self.expect:
             if not entry.strip():
                 raise FieldError("expect", "entries must not be empty")
-        object.__setattr__(self, "expected", tuple(Expected.of(e) for e in self.expect))
+        try:
+            expected = tuple(Expected.of(e) for e in self.expect)
+        except RegexpTooLarge as exc:
+            raise FieldError("expect", f"a regexp {exc}") from None
+        object.__setattr__(self, "expected", expected)
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,8 @@ class Expected:
     def of(cls, text: str) -> Expected:
         try:
             pattern: Regexp | None = Regexp(text, ignore_case=True)  # RE2: an answer is server-supplied text
+        except RegexpTooLarge:
+            raise  # a regexp, but one too costly to run: a config error, not exact text
         except RegexpError:
             pattern = None
         return cls(text, normal_text(text), pattern)
