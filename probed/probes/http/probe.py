@@ -17,6 +17,7 @@ import functools
 import ssl
 import time
 from time import perf_counter
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -34,7 +35,7 @@ from probed.probes.common.deadline import Deadline
 from probed.probes.common.errors import classify
 from probed.probes.common.net import FAMILIES, with_lookup_time
 from probed.probes.common.tls import TLS_WATCHER, client_context
-from probed.probes.http.body import BadEncoding, Body, OutOfTime, in_steps, read_body
+from probed.probes.http.body import BadEncoding, Body, OutOfTime, Steps, in_steps, read_body
 from probed.probes.http.checks import HeaderCheck, check_body, check_headers
 from probed.probes.http.config import HttpSettings
 from probed.probes.http.session import SessionPool, Timing
@@ -185,7 +186,7 @@ class HttpProbe:
         tls_problem = None
         if ssl_object is not None:
             tls_problem = self._inspect_tls(ssl_object, True, values, info, facts)
-        result = {"phases": timing.phases(end), "values": values, "info": info, "facts": facts}
+        result: dict[str, Any] = {"phases": timing.phases(end), "values": values, "info": info, "facts": facts}
 
         if stopped is not None:
             return ProbeResult.fail(stopped[0], redact(stopped[1], self._secrets), **result)
@@ -196,25 +197,16 @@ class HttpProbe:
             return ProbeResult.fail(Reason.BODY_TOO_LARGE,
                                     f"body larger than max_body_bytes ({self._max_body} bytes)", **result)
         if self._header_checks:
-            try:
-                problem = await in_steps(check_headers(response.headers, self._header_checks, self._secrets),
-                                         deadline)
-            except OutOfTime:
-                return ProbeResult.fail(Reason.TIMEOUT, f"checking the headers: no result within "
-                                        f"{deadline.total_s:.3g}s", **result)
-            if problem:
-                values["failed_due_to_regex"] = 1
-                return ProbeResult.fail(Reason.HEADER_MISMATCH, redact(problem, self._secrets), **result)
+            failed = await self._checked("headers", Reason.HEADER_MISMATCH, deadline, result,
+                                         check_headers(response.headers, self._header_checks, self._secrets))
+            if failed is not None:
+                return failed
         if self._needs_body:
-            try:
-                problem = await in_steps(check_body(body.text, self._body_must_not, self._body_must,
-                                                    self._json_checks, self._secrets), deadline)
-            except OutOfTime:
-                return ProbeResult.fail(Reason.TIMEOUT, f"checking the body: no result within "
-                                        f"{deadline.total_s:.3g}s", **result)
-            if problem:
-                values["failed_due_to_regex"] = 1
-                return ProbeResult.fail(Reason.BODY_MISMATCH, redact(problem, self._secrets), **result)
+            failed = await self._checked("body", Reason.BODY_MISMATCH, deadline, result,
+                                         check_body(body.text, self._body_must_not, self._body_must,
+                                                    self._json_checks, self._secrets))
+            if failed is not None:
+                return failed
         warning = None
         if tls_problem is not None:
             if not (tls_problem[0].can_warn and not self._fail_if_expiring):
@@ -238,6 +230,19 @@ class HttpProbe:
             ssl_object = self._last_ssl_object  # keepalive: the connection made on an earlier attempt
         self._last_ssl_object = ssl_object if self._keepalive else None
         return ssl_object
+
+    async def _checked(self, what: str, reason: Reason, deadline: Deadline, result: dict[str, Any],
+                       work: Steps[str]) -> ProbeResult | None:
+        """Runs one response check in steps against the deadline: None when it passes."""
+        try:
+            problem = await in_steps(work, deadline)
+        except OutOfTime:
+            return ProbeResult.fail(Reason.TIMEOUT, f"checking the {what}: no result within {deadline.total_s:.3g}s",
+                                    **result)
+        if not problem:
+            return None
+        result["values"]["failed_due_to_regex"] = 1
+        return ProbeResult.fail(reason, redact(problem, self._secrets), **result)
 
     def _inspect_tls(self, ssl_object: ssl.SSLObject, verified: bool, values: dict[str, float],
                      info: dict[str, dict[str, str]], facts: dict[str, object],
