@@ -23,6 +23,10 @@ gzip, series per probe by type, the longest garbage-collector pass while scraped
 
 `--slos N` adds N SLOs over the probes (each over probes/N of them, every tenth with timeslice
 budgeting) and runs the SLO engine as the daemon does, so lateness includes its evaluation passes.
+
+`--trace` adds, idle and scraped: the CPU share, the share of time the loop's thread waited for a
+CPU (another process had it), GC passes per generation, each SLO pass (wall, process CPU, the
+engine's own time), lateness during SLO passes and outside, and the loop stalls over 5 ms.
 """
 
 from __future__ import annotations
@@ -120,6 +124,7 @@ class Lateness:
 
     def __init__(self, stats: SchedulerStats) -> None:
         self.samples: list[float] = []
+        self.started: list[float] = []
         self.on = False
         observe = stats.observe_lateness
 
@@ -127,31 +132,126 @@ class Lateness:
             observe(lateness)
             if self.on:
                 self.samples.append(lateness)
+                self.started.append(time.perf_counter())
 
         stats.observe_lateness = observe_and_keep  # type: ignore[method-assign]
 
-    def take(self) -> dict[str, float]:
-        data, self.samples = sorted(self.samples), []
-        if not data:
-            return {"n": 0}
-        pick = lambda q: round(data[min(len(data) - 1, int(q * len(data)))] * 1000, 2)  # noqa: E731
-        return {"n": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(data[-1] * 1000, 2)}
+    def take(self, passes: list[tuple[float, float, float, float]] | None = None) -> dict[str, Any]:
+        """Quantiles of the lateness kept since the last take; with `passes` (`Trace.slo_passes`),
+        also apart for the attempts that started during an SLO pass and for the others."""
+        samples, started, self.samples, self.started = self.samples, self.started, [], []
+        out = _quantiles(samples)
+        if passes:
+            during = [any(p <= t < p + w for p, w, _, _ in passes) for t in started]
+            for key, want in (("in_slo_pass", True), ("outside_slo_pass", False)):
+                out[key] = _quantiles([x for x, d in zip(samples, during, strict=True) if d is want])
+        return out
+
+
+def _quantiles(samples: list[float]) -> dict[str, Any]:
+    data = sorted(samples)
+    if not data:
+        return {"n": 0}
+    pick = lambda q: round(data[min(len(data) - 1, int(q * len(data)))] * 1000, 2)  # noqa: E731
+    return {"n": len(data), "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": round(data[-1] * 1000, 2)}
 
 
 class GcPasses:
-    """The longest garbage-collector pass while `on` (each one holds the event loop)."""
+    """The longest garbage-collector pass while `on` (each one holds the event loop), and with
+    `--trace` every pass: (start, seconds, generation, CPU seconds)."""
 
     def __init__(self) -> None:
         self.on = False
         self.longest = 0.0
-        self._started = 0.0
+        self.passes: list[tuple[float, float, int, float]] | None = None
+        self._started = self._cpu = 0.0
         gc.callbacks.append(self._callback)
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._started = time.perf_counter()
-        elif self.on:
-            self.longest = max(self.longest, time.perf_counter() - self._started)
+            self._started, self._cpu = time.perf_counter(), time.thread_time()
+            return
+        took = time.perf_counter() - self._started
+        if self.on:
+            self.longest = max(self.longest, took)
+        if self.passes is not None:
+            self.passes.append((self._started, took, info["generation"], time.thread_time() - self._cpu))
+
+
+class Trace:
+    """`--trace`: where the loop's time goes. A 1 ms ticker keeps every stall over 5 ms (start,
+    seconds); SLO passes are timed (start, wall, CPU); `summary()` relates them to GC passes."""
+
+    def __init__(self, gc_passes: GcPasses) -> None:
+        self.gc = gc_passes
+        gc_passes.passes = []
+        self.stalls: list[tuple[float, float]] = []
+        self.slo_passes: list[tuple[float, float, float, float]] = []  # start, wall, CPU, engine's own
+        self._evaluating = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tick())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            gap = time.perf_counter() - before - 0.001
+            if gap > 0.005:
+                self.stalls.append((before, gap))
+
+    def time_slo_passes(self, engine: SloEngine) -> None:
+        run_pass, evaluate = engine.run, engine.evaluate
+
+        async def timed(*args: Any) -> None:
+            w0, c0, self._evaluating = time.perf_counter(), time.process_time(), 0.0
+            await run_pass(*args)
+            self.slo_passes.append((w0, time.perf_counter() - w0, time.process_time() - c0, self._evaluating))
+
+        def timed_evaluate(*args: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return evaluate(*args)
+            finally:
+                self._evaluating += time.perf_counter() - t0
+
+        engine.run = timed  # type: ignore[method-assign, assignment]
+        engine.evaluate = timed_evaluate  # type: ignore[method-assign, assignment]
+
+    @staticmethod
+    def mark() -> tuple[float, float, float]:
+        """(wall, process CPU, time spent runnable but waiting for a CPU: /proc/self/schedstat)."""
+        with open("/proc/self/schedstat") as f:
+            waited = int(f.read().split()[1]) / 1e9
+        return time.perf_counter(), time.process_time(), waited
+
+    def summary(self, lo: float, hi: float, cpu: tuple[float, float, float] | None = None) -> dict[str, Any]:
+        """Between perf_counter times lo and hi; `cpu`: mark() at lo minus mark() at hi."""
+        gcs = [g for g in self.gc.passes or () if lo <= g[0] < hi]
+        by_gen: dict[str, Any] = {}
+        for gen in (0, 1, 2):
+            took, gc_cpu = [t for _, t, g, _ in gcs if g == gen], [c for _, _, g, c in gcs if g == gen]
+            if took:
+                by_gen[str(gen)] = {"n": len(took), "total_ms": round(sum(took) * 1000, 1),
+                                    "max_ms": round(max(took) * 1000, 2), "cpu_total_ms": round(sum(gc_cpu) * 1000, 1),
+                                    "cpu_max_ms": round(max(gc_cpu) * 1000, 2)}
+        passes = [p for p in self.slo_passes if lo <= p[0] < hi]
+        stalls = [s for s in self.stalls if lo <= s[0] < hi]
+        in_pass = [s for s in stalls if any(p <= s[0] < p + w for p, w, _, _ in passes)]
+        with_gc = [s for s in stalls if any(s[0] <= g < s[0] + s[1] + 0.001 for g, _, _, _ in gcs)]
+        ms = lambda xs: sorted(round(x * 1000, 1) for x in xs)  # noqa: E731
+        return {"cpu_share": cpu and round(cpu[1] / cpu[0], 3),
+                "waited_for_cpu_share": cpu and round(cpu[2] / cpu[0], 3), "gc": by_gen,
+                "slo_passes": [{"wall_ms": round(w * 1000), "cpu_ms": round(c * 1000), "engine_ms": round(e * 1000)}
+                               for _, w, c, e in passes],
+                "stalls_over_5ms": len(stalls), "stalls_ms": ms(g for _, g in stalls)[-20:],
+                "stalls_in_slo_pass": len(in_pass), "stalls_with_gc": len(with_gc),
+                "stall_ms_total": round(sum(g for _, g in stalls) * 1000, 1)}
 
 
 async def _ready(port: int) -> None:
@@ -187,9 +287,10 @@ async def _scrape(scraper: asyncio.subprocess.Process) -> tuple[float, float, in
 
 
 async def run(url: str, probes: int, seconds: float, scrape_every: float, profile: str = "standard",
-              rate: float | None = None, slos: int = 0) -> dict[str, Any]:
+              rate: float | None = None, slos: int = 0, trace: bool = False) -> dict[str, Any]:
     intervals = intervals_for(probes, rate)
     gc_passes = GcPasses()
+    tracer = Trace(gc_passes) if trace else None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scale.yaml"
         path.write_text(make_config(url, probes, intervals, profile, slos))
@@ -207,6 +308,10 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             config = await asyncio.to_thread(load_config, path)
             t_parse = time.perf_counter() - t0
             await daemon.start(config)
+            if tracer is not None:
+                tracer.start()
+                if engine is not None:
+                    tracer.time_slo_passes(engine)
             if engine is not None:  # as probed run does: a pass every 10 s, in slices
                 evaluating = asyncio.create_task(engine.loop(lambda: (config.slos, daemon.states)))
             await _ready(port)
@@ -223,8 +328,10 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
             failures0 = _failures(daemon)
 
             lateness.on = True
+            m_idle = Trace.mark()
             await asyncio.sleep(seconds)
-            idle = lateness.take()
+            idle = lateness.take(tracer.slo_passes if tracer else None)
+            m_scraped = Trace.mark()
 
             scrape_cpu: list[float] = []
             scrape_wall: list[float] = []
@@ -238,8 +345,13 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 scrape_wall.append(wall)
                 sizes.append(size)
                 await asyncio.sleep(max(0.0, scrape_every - (time.monotonic() - started)))
-            scraped = lateness.take()
+            scraped = lateness.take(tracer.slo_passes if tracer else None)
             lateness.on = gc_passes.on = False
+            m_end = Trace.mark()
+            delta = lambda a, b: tuple(y - x for x, y in zip(a, b, strict=True))  # noqa: E731
+            traced = {} if tracer is None else {
+                "trace_idle": tracer.summary(m_idle[0], m_scraped[0], delta(m_idle, m_scraped)),
+                "trace_scraped": tracer.summary(m_scraped[0], m_end[0], delta(m_scraped, m_end))}
             false_failures = _failures(daemon) - failures0
 
             # One render without yielding, so its CPU time is the render's alone (the scrapes'
@@ -264,40 +376,32 @@ async def run(url: str, probes: int, seconds: float, scrape_every: float, profil
                 pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
             median = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
             return {
-                "probes": probes,
-                "slos": slos,
+                "probes": probes, "slos": slos,
                 "rate_per_s": round(sum(1 / s.interval for s in config.probes), 1),
-                "intervals": list(intervals),
-                "profile": profile,
-                "ready_seconds": round(ready, 2),
-                "config_parse_seconds": round(t_parse, 2),
-                "rss_mib": round(rss, 1),
-                "kib_per_probe": round((rss - rss_before) * 1024 / probes, 2),
-                "lateness_idle": idle,
-                "lateness_scraped": scraped,
-                "scrape_every_s": scrape_every,
-                "scrapes": len(sizes),
+                "intervals": list(intervals), "profile": profile,
+                "ready_seconds": round(ready, 2), "config_parse_seconds": round(t_parse, 2),
+                "rss_mib": round(rss, 1), "kib_per_probe": round((rss - rss_before) * 1024 / probes, 2),
+                "lateness_idle": idle, "lateness_scraped": scraped,
+                "scrape_every_s": scrape_every, "scrapes": len(sizes),
                 "scrape_wall_ms_median": round(median(scrape_wall) * 1000),
                 "scrape_wall_ms_max": round(max(scrape_wall) * 1000),
                 "scrape_cpu_ms_median": round(median(scrape_cpu) * 1000),
-                "first_scrape_cpu_ms": round(first_cpu * 1000),
-                "first_scrape_wall_ms": round(first_wall * 1000),
+                "first_scrape_cpu_ms": round(first_cpu * 1000), "first_scrape_wall_ms": round(first_wall * 1000),
                 "scrape_cpu_ms_each": [round(c * 1000) for c in scrape_cpu],
                 "scrape_wall_ms_each": [round(w * 1000) for w in scrape_wall],
-                "render_cpu_ms": round(render_cpu * 1000),
-                "render_cpu_ms_warm": round(render_cpu_warm * 1000),
+                "render_cpu_ms": round(render_cpu * 1000), "render_cpu_ms_warm": round(render_cpu_warm * 1000),
                 "rss_mib_scraped": round(rss_scraped, 1),
-                "body_bytes": len(body),
-                "body_gzip_bytes": len(gzip.compress(body, 1)),
-                "series": body.count(b"\n") - body.count(b"\n#"),
-                "series_per_probe": series_by_type(body),
+                "body_bytes": len(body), "body_gzip_bytes": len(gzip.compress(body, 1)),
+                "series": body.count(b"\n") - body.count(b"\n#"), "series_per_probe": series_by_type(body),
                 "longest_gc_pass_scraped_ms": round(gc_passes.longest * 1000, 1),
                 "false_failures": dict(false_failures),
-                "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **traced,
             }
         finally:
             if evaluating is not None:
                 evaluating.cancel()
+            if tracer is not None:
+                tracer.stop()
             scraper.kill()
             await scraper.wait()
             await runner.cleanup()
@@ -322,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=("blackbox", "standard", "full"), default="standard",
                    help="the metrics profile (standard is the default of a config that names none)")
     p.add_argument("--slos", type=int, default=0, help="SLOs over the probes, evaluated as the daemon does")
+    p.add_argument("--trace", action="store_true",
+                   help="also report GC passes per generation, loop stalls over 5 ms and SLO passes")
     args = p.parse_args(argv)
     if not 0 < args.seconds <= MAX_SECONDS:
         p.error(f"--seconds must be in (0, {MAX_SECONDS}]")
@@ -333,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     with http_target() as (url, server):
         result = uvloop.run(run(url, args.probes, args.seconds, args.scrape_every, args.profile, args.rate,
-                                  args.slos))
+                                  args.slos, args.trace))
     result["server"] = server
     result["load_before"] = round(load, 2)
     print(json.dumps(result), flush=True)

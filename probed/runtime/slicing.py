@@ -22,19 +22,26 @@ R = TypeVar("R")
 
 
 class Slices:
-    """`due()` says a slice is used up; `pause()` yields to the loop and starts the next one."""
+    """`due()` says a slice is used up; `pause()` yields to the loop and starts the next one.
 
-    __slots__ = ("_end", "_slice_s")
+    `rest_s`: how long each pause lasts. 0 (the default) comes back as soon as the loop has run
+    what was ready: right for a pass someone waits on (a scrape). A background pass with time to
+    spare rests between slices instead, so that it never has the loop two slices in a row: with
+    back-to-back slices the loop spends most of a pass in them, and every attempt that falls due
+    meanwhile waits for one or more of them before it starts."""
 
-    def __init__(self, slice_s: float | None = None) -> None:
+    __slots__ = ("_end", "_rest_s", "_slice_s")
+
+    def __init__(self, slice_s: float | None = None, rest_s: float = 0.0) -> None:
         self._slice_s = SLICE_S if slice_s is None else slice_s
+        self._rest_s = rest_s
         self._end = perf_counter() + self._slice_s
 
     def due(self) -> bool:
         return perf_counter() > self._end
 
     async def pause(self) -> None:
-        await asyncio.sleep(0)
+        await asyncio.sleep(self._rest_s)
         self._end = perf_counter() + self._slice_s
 
     async def tick(self) -> None:

@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from probed.config.slo import SloSpec
 from probed.runtime.ring import HOUR_SLOTS, MINUTE_SLOTS, Buckets, ProbeRing
-from probed.runtime.slicing import Slices
+from probed.runtime.slicing import SLICE_S, Slices
 from probed.runtime.state import ProbeState
 from probed.runtime.windows import BURN_RATE_WINDOWS
 from probed.slo import math as slo_math
@@ -35,6 +35,9 @@ from probed.slo.math import Counts
 log = logging.getLogger("probed.slo")
 
 EVALUATE_EVERY_S = 10.0
+REST_S = 3 * SLICE_S
+"""Pause between a pass's slices: the engine holds at most a quarter of the loop's time, so a pass
+spreads over a few times its CPU time, well within EVALUATE_EVERY_S."""
 SHORT_WINDOW_S = 6 * 3600.0
 """Windows up to this long are read from minute buckets, longer ones from hour buckets."""
 
@@ -65,27 +68,22 @@ class Series:
 
     `minutes` cover the 6 hours the rings keep per minute, ending with the current minute;
     `hours` the 31 days kept per hour, ending with the current hour. Row 0 is attempts, row 1
-    good events (successes, or fast successes for a latency SLI). Built with two reads per probe;
-    every window is then a sum over the newest buckets.
+    good events (successes, or fast successes for a latency SLI). Every window is then a sum over
+    the newest buckets, read from running sums built once per tier.
     """
 
-    __slots__ = ("hours", "minute", "minutes")
+    __slots__ = ("_back", "hours", "minute", "minutes")
 
     def __init__(self, minutes: npt.NDArray[np.int64], hours: npt.NDArray[np.int64], minute: int) -> None:
         self.minutes, self.hours, self.minute = minutes, hours, minute
+        self._back: list[npt.NDArray[np.int64] | None] = [None, None]  # running sums: minutes, hours
 
     @classmethod
     def of(cls, rings: Sequence[ProbeRing], spec: SloSpec, now: float) -> Series:
         minute, hour = int(now) // 60, int(now) // 3600
-        minutes = np.zeros((2, MINUTE_SLOTS), dtype=np.int64)
-        hours = np.zeros((2, HOUR_SLOTS), dtype=np.int64)
-        good_row = 2 if spec.sli == "latency" else 1
-        for ring in rings:
-            for out, tier, last in ((minutes, ring.minutes, minute), (hours, ring.hours, hour)):
-                rows = tier.rows(last - tier.size + 1, last).astype(np.int64)
-                out[0] += rows[0]
-                out[1] += rows[2] if good_row == 2 else rows[0] - rows[1]
-        return cls(minutes, hours, minute)
+        latency = spec.sli == "latency"
+        return cls(_summed([r.minutes for r in rings], MINUTE_SLOTS, minute, latency),
+                   _summed([r.hours for r in rings], HOUR_SLOTS, hour, latency), minute)
 
     def _tier(self, window_s: float) -> tuple[npt.NDArray[np.int64], int]:
         if window_s <= SHORT_WINDOW_S:
@@ -95,8 +93,11 @@ class Series:
     def counts(self, window_s: float) -> Counts:
         """Good and total events in the buckets overlapping the window (edge buckets whole)."""
         tier, n = self._tier(window_s)
-        attempts, good = tier[:, -n:].sum(axis=1)
-        return Counts(int(good), int(attempts))
+        which = 0 if tier is self.minutes else 1
+        back = self._back[which]
+        if back is None:  # sums from the newest bucket back, once per tier: then any window is one read
+            back = self._back[which] = np.cumsum(tier[:, ::-1], axis=1)
+        return Counts(int(back[1, n - 1]), int(back[0, n - 1]))
 
     def slices(self, window_s: float, good_ratio: float) -> Counts:
         """Good and total minutes with data among the completed minutes of the window."""
@@ -113,6 +114,40 @@ class Series:
         covered = tier[0, -n:] > 0
         buckets = n - (0 if covered[-1] else 1)
         return float(covered.sum()) / buckets if buckets > 0 else 0.0
+
+
+def _summed(tiers: Sequence[Buckets], size: int, current: int, latency: bool) -> npt.NDArray[np.int64]:
+    """The tiers' buckets added up: (2, size), attempts then good events, ending at bucket `current`.
+
+    Each tier's block is added as it lies (slot = bucket % size, the same for every tier of a
+    size), with no copy, and the sum is put in time order once: reading each tier in time order
+    first (`Buckets.rows`) allocated and indexed per probe, the most of a pass. A tier whose
+    newest bucket is not `current` still holds, in the slots of the buckets between the two, what
+    it counted one span earlier (the writer clears a slot only when it moves into it): those slots
+    are taken back out.
+    """
+    attempts = np.zeros(size, dtype=np.int64)
+    bad = np.zeros(size, dtype=np.int64)
+    for tier in tiers:
+        behind = current - tier.last  # below 0 when the wall clock went back since it counted
+        if abs(behind) >= size:
+            continue  # nothing it keeps falls in the span ending now
+        counts = np.frombuffer(tier.block, dtype=np.uint8 if tier.block.typecode == "B" else np.uint16)
+        counts = counts.reshape(tier.rows_kept, size)
+        if behind:
+            stale = np.arange(min(current, tier.last) + 1, max(current, tier.last) + 1) % size
+            counts = counts.copy()
+            counts[:, stale] = 0
+        attempts += counts[0]
+        # Bad events: failures, or for a latency SLI the attempts that were not fast (with two rows
+        # kept, every success was fast: see Buckets).
+        if latency and tier.rows_kept == 3:
+            bad += counts[0]
+            bad -= counts[2]
+        else:
+            bad += counts[1]
+    shift = -((current + 1) % size)  # the slot after the current bucket's holds the oldest one
+    return np.roll(np.stack((attempts, attempts - bad)), shift, axis=1)
 
 
 @dataclass
@@ -220,8 +255,8 @@ class SloEngine:
         return self.ledgers[spec.name].window(now, window_s)
 
     async def run(self, specs: Sequence[SloSpec], states: Mapping[str, ProbeState]) -> None:
-        """One pass over every SLO, yielding to the loop between slices of work."""
-        slices = Slices()
+        """One pass over every SLO, resting between slices of work (`REST_S`)."""
+        slices = Slices(rest_s=REST_S)
         for spec in specs:
             try:
                 self.evaluate(spec, states, time.time())
