@@ -4,51 +4,12 @@ tables computed by hand."""
 from __future__ import annotations
 
 import math
-import textwrap
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
-from probed.config.model import Config
-from probed.result import ProbeResult, Reason
-from probed.runtime.probeset import parse_config
-from probed.runtime.state import ProbeState
-from probed.slo.engine import SloEngine, SloReport
-
-DAY = 86400.0
-NOW = datetime(2024, 3, 10, 12, 0, 30, tzinfo=UTC).timestamp()
-"""30 s into a minute and an hour: every window's edges fall between buckets."""
-
-
-def config(slos: str, probes: str = "") -> Config:
-    text = textwrap.dedent("""\
-        probes:
-          - {name: a, type: tcp, target: "127.0.0.1:1", interval: 10s, latency_threshold: 100ms}
-          - {name: b, type: tcp, target: "127.0.0.1:2", interval: 10s}
-        """) + textwrap.dedent(probes) + "slos:\n" + textwrap.indent(textwrap.dedent(slos), "  ")
-    return parse_config(text, "probes.yaml", {})
-
-
-def states_of(cfg: Config) -> dict[str, ProbeState]:
-    return {s.name: ProbeState.new(s) for s in cfg.probes}
-
-
-def record(state: ProbeState, at: float, ok: int, failed: int = 0, latency: float = 0.01) -> None:
-    for i in range(ok):
-        state.record(ProbeResult.ok(duration_s=latency), ts=at + i * 0.001)
-    for i in range(failed):
-        state.record(ProbeResult.fail(Reason.HTTP_STATUS, "HTTP 503", duration_s=latency), ts=at + 0.5 + i * 0.001)
-
-
-def evaluate(cfg: Config, states: Mapping[str, ProbeState], now: float = NOW, name: str | None = None) -> SloReport:
-    spec = cfg.slos[0] if name is None else next(s for s in cfg.slos if s.name == name)
-    return SloEngine().evaluate(spec, states, now)
-
-
-def totals(report: SloReport) -> dict[str, tuple[int, int]]:
-    return {label: (c.total, c.bad) for label, c in report.windows.items()}
-
+from probed.slo.engine import SloEngine
+from tests.peers.slo_engine import DAY, NOW, config, evaluate, record, states_of, totals
 
 # (seconds before NOW, attempts, failures): one group per window, each only inside its own and longer ones
 ROLLING = [(10, 10, 1), (20 * 60, 10, 2), (50 * 60, 10, 0), (90 * 60, 10, 1), (5 * 3600, 10, 3),
