@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 from probed import __version__
 from probed.blackbox.endpoint import DEFAULT_MAX_CONCURRENCY, ProbeEndpointOptions
 from probed.blackbox.importer import import_blackbox
-from probed.config.schema import ConfigError, parse_duration, read_small_file
+from probed.config.schema import ConfigError, read_small_file
 from probed.config.source import MAX_FILE_BYTES
 from probed.demo import run_demo
 from probed.generate import dashboards, rules
@@ -158,38 +157,18 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
-_JOB = re.compile(r"[A-Za-z0-9_.:/-]+")
-_PROMETHEUS_DURATION = re.compile(r"(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
-
-
 def _job(text: str) -> str:
-    """The job goes into PromQL selectors and alert templates, quoted: only characters that need
-    no escaping in either (Kubernetes names, `namespace/name`, host:port)."""
-    if not _JOB.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a job name: use letters, digits and _ . : / -")
-    return text
+    try:
+        return rules.job_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _prometheus_duration(text: str) -> str:
-    """A duration both probed and Prometheus read (`for:` and a range selector). Prometheus takes
-    whole numbers of units, largest first: `1.5m` or `30s1m` is written `1m30s`."""
     try:
-        seconds = parse_duration(text)
+        return rules.prometheus_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f'duration "{text}" must be longer than 0')
-    if _PROMETHEUS_DURATION.fullmatch(text):
-        return text
-    ms = round(seconds * 1000)
-    if abs(ms - seconds * 1000) > 1e-6:
-        raise argparse.ArgumentTypeError(f'duration "{text}" is finer than Prometheus reads (1ms)')
-    parts = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
-        count, ms = divmod(ms, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
 
 
 def _positive_float(text: str) -> float:

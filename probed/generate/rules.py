@@ -35,6 +35,7 @@ import yaml
 
 from probed import __version__
 from probed.config.model import Config
+from probed.config.schema import parse_duration
 from probed.config.slo import SloSpec, window_label
 from probed.output import catalog
 
@@ -84,19 +85,48 @@ class RuleOptions:
     link `<base>#<alert name in lower case>`. Empty: no runbook_url on them."""
 
 
-_DURATION = re.compile(r"(?=\d)((\d+)y)?((\d+)w)?((\d+)d)?((\d+)h)?((\d+)m)?((\d+)s)?((\d+)ms)?")
+_JOB = re.compile(r"[A-Za-z0-9_.:/-]+")
+_PROMETHEUS_DURATION = re.compile(r"(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?")
+
+
+def job_name(text: str) -> str:
+    """`text`, when it can be a scrape job here: it goes into PromQL selectors and alert templates,
+    quoted, so only characters that need no escaping in either (Kubernetes names,
+    `namespace/name`, host:port). Raises ValueError naming `--job`."""
+    if not _JOB.fullmatch(text):
+        raise ValueError(f"--job {text!r} is not a job name: use letters, digits and _ . : / -")
+    return text
+
+
+def prometheus_duration(text: str) -> str:
+    """`text` (any duration probed reads) as Prometheus writes it for `for:` and range selectors:
+    whole units, largest first (`1.5m` is `1m30s`). Raises ValueError naming `--probe-failing-for`."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ValueError(f"--probe-failing-for: {exc}") from None
+    if seconds <= 0:
+        raise ValueError(f'--probe-failing-for: duration "{text}" must be longer than 0')
+    if _PROMETHEUS_DURATION.fullmatch(text):
+        return text
+    ms = round(seconds * 1000)
+    if abs(ms - seconds * 1000) > 1e-6:
+        raise ValueError(f'--probe-failing-for: duration "{text}" is finer than Prometheus reads (1ms)')
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, ms = divmod(ms, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
 
 
 def validate_options(options: RuleOptions) -> None:
     """Raise ValueError, naming the option, when an option would make rules Prometheus refuses
-    (the CLI calls this to print the message instead of writing a broken file)."""
-    if not _DURATION.fullmatch(options.probe_failing_for):
-        raise ValueError(f"--probe-failing-for {options.probe_failing_for!r} is not a Prometheus duration "
-                         "(such as 5m, 90s, 1h30m)")
-    # The job goes into PromQL strings, one of them inside a template's backquoted query.
-    if not options.job or any(c in options.job for c in '"\\`') or not options.job.isprintable():
-        raise ValueError(f"--job {options.job!r} must be a non-empty scrape job name without quotes, "
-                         "backslashes or control characters")
+    (the CLI checks its flags with the same two functions before it gets here)."""
+    job_name(options.job)
+    written = prometheus_duration(options.probe_failing_for)
+    if written != options.probe_failing_for:
+        raise ValueError(f"--probe-failing-for {options.probe_failing_for!r}: Prometheus writes it {written!r}")
 
 
 # --------------------------------------------------------------------------- SLO rules
