@@ -141,6 +141,12 @@ class Buckets:
                     block[row + slot] = 0
         self.last = bucket
 
+    def slots(self) -> npt.NDArray[np.unsignedinteger[Any]]:
+        """The block as it lies, zero-copy: (rows_kept, size), bucket b's counters in column b % size."""
+        counts: npt.NDArray[np.unsignedinteger[Any]] = np.frombuffer(
+            self.block, dtype=np.uint8 if self.block.typecode == "B" else np.uint16)
+        return counts.reshape(self.rows_kept, self.size)
+
     def rows(self, lo: int, hi: int) -> npt.NDArray[np.uint16]:
         """Counters of buckets lo..hi (bucket numbers, inclusive) as a (3, n) array, oldest first;
         buckets not kept (before the span, or after `last`) are zero."""
@@ -150,10 +156,8 @@ class Buckets:
         if n <= 0 or last < first:
             return out
         idx = np.arange(first, last + 1) % self.size
-        counts = np.frombuffer(self.block, dtype=np.uint8 if self.block.typecode == "B" else np.uint16)
-        kept = self.rows_kept
-        out[:kept, first - lo:last - lo + 1] = counts.reshape(kept, self.size)[:, idx]
-        if kept == 2:
+        out[:self.rows_kept, first - lo:last - lo + 1] = self.slots()[:, idx]
+        if self.rows_kept == 2:
             out[2] = out[0] - out[1]  # every success is fast (see the class docstring)
         return out
 

@@ -132,8 +132,7 @@ def _summed(tiers: Sequence[Buckets], size: int, current: int, latency: bool) ->
         behind = current - tier.last  # below 0 when the wall clock went back since it counted
         if abs(behind) >= size:
             continue  # nothing it keeps falls in the span ending now
-        counts = np.frombuffer(tier.block, dtype=np.uint8 if tier.block.typecode == "B" else np.uint16)
-        counts = counts.reshape(tier.rows_kept, size)
+        counts = tier.slots()
         if behind:
             stale = np.arange(min(current, tier.last) + 1, max(current, tier.last) + 1) % size
             counts = counts.copy()
